@@ -1,0 +1,72 @@
+"""Stand-in pretraining on synthref, cached by config hash so that seeds and methods share it.
+
+A stand-in replaces web-scale pretraining (CLIP's WIT, GroupViT's CC12M+YFCC, ImageNet for
+ViT) that cannot be fetched here. Its result depends only on its own config and the captions
+it was trained on, so the cache key is `hash(kind, standin_cfg, captions fingerprint)`; the
+stand-in always uses its own fixed seed, never the run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from harness.errors import CheckpointError
+
+
+def captions_path(data_root: Path) -> Path:
+    return Path(data_root) / "captions.json"
+
+
+def captions_fingerprint(data_root: Path) -> str:
+    path = captions_path(data_root)
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: no captions for stand-in pretraining; on real data give a checkpoint path "
+            "(e.g. --set method.backbone.checkpoint=PATH)")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def load_caption_pairs(data_root: Path) -> list[tuple[Path, list[str]]]:
+    """[(image path, captions)] for the train images of a synthref DATA_ROOT/<variant> folder."""
+    data_root = Path(data_root)
+    entries = json.loads(captions_path(data_root).read_text())
+    return [(data_root.parent / e["file_name"], list(e["captions"])) for e in entries]
+
+
+def standin_key(kind: str, standin_cfg: dict, data_root: Path) -> str:
+    blob = json.dumps({"kind": kind, "cfg": standin_cfg, "captions": captions_fingerprint(data_root)},
+                      sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def cached_pretrain(kind: str, standin_cfg: dict, data_root: Path, cache_dir: Path,
+                    train_fn: Callable[[Path], None]) -> Path:
+    """Folder holding the stand-in's weights; `train_fn(tmp_dir)` fills it only on a cache miss.
+
+    The folder appears atomically (written under a temporary name, then renamed), so a killed
+    pretraining leaves nothing that a later run would mistake for a finished one.
+    """
+    final = Path(cache_dir) / "pretrain" / standin_key(kind, standin_cfg, data_root)
+    if (final / "DONE").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        train_fn(tmp)
+        (tmp / "standin.json").write_text(json.dumps({"kind": kind, "cfg": standin_cfg}, sort_keys=True,
+                                                     indent=1, default=str))
+        (tmp / "DONE").write_text("ok\n")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
