@@ -1,0 +1,21 @@
+# Shared defaults for every method on the real datasets (refcoco, refcoco+, refcocog, phrasecut).
+# A method's `configs/<method>_refcoco.py` starts with `_base_ = ['_base_/real.py']`.
+# The protocol is the same as on synthref (DESIGN §5); only the batch is smaller because images
+# are ~640×480 and models are ViT-B/ViT-S at 224–384 px.
+
+runtime = dict(
+    eval_batch_size=16,     # images per predict() call at evaluation
+    save_checkpoint=False,  # write model.pt next to metrics.json
+)
+
+protocol = dict(
+    minmax=True,
+    crf=dict(
+        iterations=10,
+        bilateral_sxy=80,
+        bilateral_srgb=13,
+        bilateral_compat=10,
+        gaussian_sxy=3,
+        gaussian_compat=3,
+    ),
+)
