@@ -1,0 +1,34 @@
+"""SaG's training losses (spec A.6): C3 InfoNCE, feature reconstruction, and the loss warm-up."""
+
+import torch
+import torch.nn.functional as F
+
+
+def c3_loss(text: torch.Tensor, fused: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Contrastive cycle-consistency: for each text, cross-entropy over the batch's images.
+
+    text e [B, D] (raw, detached here: the target receives no gradient), fused c [B_i, B_t, D]
+    (unit norm). logit[t, i] = <sg(e_t), c_{i,t}> / temperature; the positive is i = t.
+    """
+    logits = torch.einsum("td,itd->ti", text.detach(), fused) / temperature         # [B_t, B_i]
+    targets = torch.arange(text.shape[0], device=text.device)
+    return F.cross_entropy(logits, targets)
+
+
+def reconstruction_loss(reconstruction: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """MSE to the backbone's patch features, detached (the target receives no gradient)."""
+    return F.mse_loss(reconstruction, features.detach())
+
+
+def total_loss(c3: torch.Tensor, rec: torch.Tensor, recon_weight: float) -> torch.Tensor:
+    return c3 + recon_weight * rec if recon_weight else c3
+
+
+def loss_warmup_factor(step: int, warmup_steps: int) -> float:
+    """The release multiplies the whole loss by iter / warm-up for its first iterations.
+
+    Counted from 1 so that the first step is not a zero update.
+    """
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
