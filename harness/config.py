@@ -1,0 +1,181 @@
+"""Resolving a run's configuration: file → profile → variant → `--set key=value`.
+
+Config files are mmengine `Config` files (docs/architecture.md "Configs"):
+`configs/<method>.py` for the synthref family, `configs/<method>_refcoco.py` for real datasets.
+Their top-level keys are `method` (handed to the segmenter), `train` (handed to `fit`),
+`protocol` (the runner's post-processing), `runtime` (batch size, checkpointing), and the
+overlays `profiles` and `variants`.
+
+The config hash identifies what a run computes: the merged dict without the overlays, plus the
+dataset and the profile (and `--limit`, which changes the figures). Paths that only say where
+data lives are not config keys, so moving data does not change the hash.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from harness.errors import ConfigError, UnknownNameError
+from harness.paths import configs_dir
+
+STANDARD_PROFILES = ("smoke", "ci", "full")
+OVERLAY_KEYS = ("profiles", "variants")
+# The floors (harness/reference_segmenters.py) are never trained and answer with probabilities
+# already, so they need no file: they run with the dataset family's base and min-max off
+# (min-max of the constant `whole` map would be all zeros).
+CONFIG_FREE_METHODS = ("whole", "objects")
+REAL_CONFIG_SUFFIX = "_refcoco"
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The merged config of one method spec on one dataset and profile."""
+
+    cfg: dict               # top-level keys method/train/protocol/runtime (no overlays)
+    config_hash: str        # 12 hex digits
+    method: str             # registered name, e.g. "sag"
+    variant: Optional[str]  # e.g. "T1", or None
+    profile: str
+    dataset: str
+    source: Optional[Path]  # the config file read, or None for a config-free floor
+
+    @property
+    def spec(self) -> str:
+        """`method` or `method@variant` (the store's directory name)."""
+        return f"{self.method}@{self.variant}" if self.variant else self.method
+
+
+def split_method_spec(spec: str) -> tuple[str, Optional[str]]:
+    """`"sag@T1"` → `("sag", "T1")`; `"sag"` → `("sag", None)`."""
+    name, _, variant = spec.strip().partition("@")
+    if not name or (("@" in spec) and not variant):
+        raise ConfigError(f"method spec {spec!r}: expected NAME or NAME@VARIANT")
+    return name, (variant or None)
+
+
+def config_file_for(method: str, dataset: str) -> Path:
+    """Where a method's config lives for this dataset's family."""
+    from harness.data.datasets import is_synthetic
+
+    suffix = "" if is_synthetic(dataset) else REAL_CONFIG_SUFFIX
+    return configs_dir() / f"{method}{suffix}.py"
+
+
+def base_file_for(dataset: str) -> Path:
+    from harness.data.datasets import is_synthetic
+
+    return configs_dir() / "_base_" / ("synthref.py" if is_synthetic(dataset) else "real.py")
+
+
+def read_config_file(path: Path) -> dict:
+    """A plain dict from an mmengine Config file (its `_base_` merged in)."""
+    from mmengine.config import Config
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return Config.fromfile(str(path)).to_dict()
+    except Exception as exc:  # mmengine raises a zoo of types for syntax and base errors
+        raise ConfigError(f"{path}: cannot be read as an mmengine config ({exc})") from exc
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """A new dict: `overlay` merged into `base` recursively (lists and scalars replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_value(text: str):
+    """A `--set` value: a Python literal (`3`, `1e-4`, `[1, 2]`, `True`, `None`) else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_override(cfg: dict, assignment: str) -> None:
+    """Apply one `key.sub=value` in place. New leaf keys are allowed below a known top-level key."""
+    key, sep, raw_value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE (e.g. train.epochs=3)")
+    parts = key.split(".")
+    if parts[0] not in cfg:
+        raise ConfigError(f"--set {key}: unknown top-level key {parts[0]!r}; "
+                          f"expected one of: {', '.join(sorted(cfg))}")
+    node = cfg
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None and depth > 0:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            path = ".".join(parts[:depth + 1])
+            raise ConfigError(f"--set {key}: {path!r} is {type(child).__name__}, not a section")
+        node = child
+    node[parts[-1]] = parse_value(raw_value.strip())
+
+
+def config_hash(cfg: dict, dataset: str, profile: str, limit: Optional[int] = None) -> str:
+    """First 12 hex digits of sha256 over canonical JSON of what the run computes."""
+    payload = {"config": cfg, "dataset": dataset, "profile": profile}
+    if limit is not None:
+        payload["limit"] = int(limit)
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _file_config(method: str, dataset: str, config_path) -> tuple[dict, Optional[Path]]:
+    if config_path is not None:
+        return read_config_file(Path(config_path)), Path(config_path)
+    path = config_file_for(method, dataset)
+    if path.is_file():
+        return read_config_file(path), path
+    if method in CONFIG_FREE_METHODS:
+        floor = dict(method=dict(type=method, finetune=False), train=dict(),
+                     protocol=dict(minmax=False))
+        return deep_merge(read_config_file(base_file_for(dataset)), floor), None
+    raise ConfigError(f"{path}: no config for method {method!r} on {dataset!r} "
+                      f"(give one with --config FILE)")
+
+
+def _overlay(file_cfg: dict, kind: str, name: str, known_default: Iterable[str] = ()) -> dict:
+    overlays = file_cfg.get(f"{kind}s") or {}
+    known = set(overlays) | set(known_default)
+    if name not in known:
+        raise UnknownNameError(kind, name, known)
+    overlay = overlays.get(name) or {}
+    if not isinstance(overlay, dict):
+        raise ConfigError(f"{kind}s.{name}: expected a dict of config keys, got {overlay!r}")
+    return overlay
+
+
+def load_run_config(method_spec: str, dataset: str, profile: str,
+                    overrides: Iterable[str] = (), config_path=None,
+                    limit: Optional[int] = None) -> ResolvedConfig:
+    """Merge file → `profiles[profile]` → `variants[variant]` → overrides; hash the result."""
+    method, variant = split_method_spec(method_spec)
+    file_cfg, source = _file_config(method, dataset, config_path)
+    merged = {k: v for k, v in file_cfg.items() if k not in OVERLAY_KEYS}
+    for key in ("method", "train", "protocol", "runtime"):
+        merged.setdefault(key, {})
+    merged["method"].setdefault("type", method)
+    merged = deep_merge(merged, _overlay(file_cfg, "profile", profile, STANDARD_PROFILES))
+    if variant is not None:
+        merged = deep_merge(merged, _overlay(file_cfg, "variant", variant))
+    for assignment in overrides:
+        apply_override(merged, assignment)
+    return ResolvedConfig(cfg=merged, config_hash=config_hash(merged, dataset, profile, limit),
+                          method=method, variant=variant, profile=profile, dataset=dataset,
+                          source=source)
