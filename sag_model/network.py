@@ -19,17 +19,17 @@ from sag_model.fusion import ModalityFusion
 from sag_model.losses import c3_loss, reconstruction_loss, total_loss
 
 
-def _choice(cfg: dict, key: str, allowed, default):
+def _choice(cfg: dict, key: str, allowed, default, section: str = "method"):
     value = cfg.get(key, default)
     if value not in allowed:
-        raise ConfigError(f"method.{key}={value!r}: expected one of {', '.join(map(str, allowed))}")
+        raise ConfigError(f"{section}.{key}={value!r}: expected one of {', '.join(map(str, allowed))}")
     return value
 
 
-def _positive_int(cfg: dict, key: str, default: int) -> int:
+def _positive_int(cfg: dict, key: str, default: int, section: str = "method") -> int:
     value = cfg.get(key, default)
     if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"method.{key}={value!r}: expected a positive integer")
+        raise ConfigError(f"{section}.{key}={value!r}: expected a positive integer")
     return value
 
 
@@ -37,8 +37,9 @@ class SaGNet(nn.Module):
     def __init__(self, vit: nn.Module, bert: nn.Module, cfg: dict):
         super().__init__()
         slots = dict(cfg.get("slots", {}))
-        slot_type = _choice(slots, "type", SLOT_TYPES, "entity")
-        groups, samples = _positive_int(slots, "groups", 12), _positive_int(slots, "samples", 3)
+        slot_type = _choice(slots, "type", SLOT_TYPES, "entity", "method.slots")
+        groups = _positive_int(slots, "groups", 12, "method.slots")
+        samples = _positive_int(slots, "samples", 3, "method.slots")
         dim = _positive_int(cfg, "dim", 512)
         self.recon_weight = float(cfg.get("recon_weight", 1.0))
         self.temperature = float(cfg.get("temperature", 1.0))

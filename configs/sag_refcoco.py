@@ -1,0 +1,72 @@
+# SaG on the real datasets (RefCOCO, RefCOCO+, G-Ref, PhraseCut): the authors' release
+# (shared/specs/sag.md A.8) with the paper's best slot layout K_g x K_s = 18 x 2 (Table 3).
+# The release's scripts use 12 x 3:  --set method.slots.groups=12 method.slots.samples=3
+# Checkpoints are local paths (nothing is downloaded):
+#   --set method.vit.checkpoint=PATH   timm ViT-S/16 at 384, AugReg IN21k->IN1k
+#                                      (vit_small_patch16_384.augreg_in21k_ft_in1k: .npz or .pth/.safetensors)
+#   --set method.bert.checkpoint=DIR   a transformers folder of bert-base-uncased
+_base_ = ['_base_/real.py']
+
+method = dict(
+    type="sag",
+    input_size=384,
+    finetune=True,
+    vit=dict(checkpoint=None, arch="vit_small_patch16_384", img_size=384, drop_path_rate=0.1,
+             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    bert=dict(checkpoint=None),
+    dim=512,                                   # D: projection, slot and fusion width
+    slots=dict(type="entity", groups=18, samples=2),   # K = 36
+    T=6,                                       # weight-tied iterations of aggregation + interaction
+    interaction=True,
+    aggregation="slot",                        # softmax over slots per patch (vs "transformer")
+    cross_heads=4, cross_dim_head=256,
+    self_heads=4, self_dim_head=128,
+    fusion_heads=4, fusion_dim_head=256,
+    ff_mult=4,
+    dropout=0.1,
+    decoder_hidden=512,
+    recon_weight=1.0,                          # lambda_rec
+    temperature=1.0,                           # C3 InfoNCE temperature
+    eval_slots="sample",                       # the release samples slots at test time too
+    inference="ours",                          # sum_s A_fuse * A_slot
+)
+
+train = dict(
+    batch_size=32,
+    lr=1e-5,
+    vit_lr_scale=0.1,          # ViT at 1e-6
+    bert_lr_scale=1.0,         # BERT + text projection at 1e-5
+    weight_decay=1e-4,
+    grad_clip=0.1,
+    warmup_steps=5000,         # loss x step/5000, then cosine over all iterations
+    epochs=50,
+    steps=None,
+)
+
+protocol = dict(minmax=True)
+runtime = dict(save_checkpoint=True)
+
+profiles = dict(
+    smoke=dict(train=dict(steps=5, warmup_steps=1)),
+    ci=dict(train=dict(epochs=1, warmup_steps=500)),
+    full=dict(),
+)
+
+variants = dict(
+    T8=dict(method=dict(T=8)), T6=dict(method=dict(T=6)), T4=dict(method=dict(T=4)),
+    T2=dict(method=dict(T=2)), T1=dict(method=dict(T=1)),
+    no_interaction=dict(method=dict(interaction=False)),
+    transformer_agg=dict(method=dict(aggregation="transformer")),
+    no_recon=dict(method=dict(recon_weight=0.0)),
+    random_slots=dict(method=dict(slots=dict(type="random"))),
+    query_slots=dict(method=dict(slots=dict(type="query"))),
+    G36x1=dict(method=dict(slots=dict(groups=36, samples=1))),
+    G18x2=dict(method=dict(slots=dict(groups=18, samples=2))),
+    G12x3=dict(method=dict(slots=dict(groups=12, samples=3))),
+    G9x4=dict(method=dict(slots=dict(groups=9, samples=4))),
+    G6x6=dict(method=dict(slots=dict(groups=6, samples=6))),
+    avg=dict(method=dict(inference="avg")),
+    max=dict(method=dict(inference="max")),
+    min=dict(method=dict(inference="min")),
+    eval_mean=dict(method=dict(eval_slots="mean")),
+)

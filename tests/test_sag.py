@@ -1,0 +1,142 @@
+"""The registered segmenter `sag` (sag_model/model.py) end to end on tiny backbones."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from harness.backbones.vit import PatchEncoder, standin_vit
+from harness.errors import ConfigError
+from harness.segmenter import RunEnv
+from sag_model.model import SaG, combine_attention
+
+TINY = dict(type="sag", input_size=32, dim=32, slots=dict(type="entity", groups=3, samples=2), T=2,
+            cross_heads=2, cross_dim_head=16, self_heads=2, self_dim_head=16, fusion_heads=2,
+            fusion_dim_head=16, ff_mult=2, dropout=0.0, decoder_hidden=32, recon_weight=1.0)
+
+
+class WordBert(nn.Module):
+    """A 1-layer BertModel with a whitespace tokenizer over a fixed word list (the builder's API)."""
+
+    WORDS = "[PAD] [CLS] [SEP] [UNK] red green blue big small circle square triangle left right the".split()
+
+    def __init__(self):
+        super().__init__()
+        cfg = BertConfig(vocab_size=len(self.WORDS), hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=48, max_position_embeddings=16)
+        self.bert, self.hidden_size = BertModel(cfg), 24
+
+    def tokenize(self, texts):
+        ids = [[1] + [self.WORDS.index(w) if w in self.WORDS else 3 for w in t.lower().split()] + [2]
+               for t in texts]
+        width = max(map(len, ids))
+        ids = torch.tensor([row + [0] * (width - len(row)) for row in ids])
+        return dict(input_ids=ids, attention_mask=(ids != 0).long())
+
+    def forward(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def tiny_backbones():
+    vit = standin_vit(dict(img_size=32, patch_size=8, embed_dim=24, depth=1, num_heads=2))
+    return PatchEncoder(vit, (0.5,) * 3, (0.5,) * 3), WordBert()
+
+
+def tiny_sag(tmp_path, **overrides):
+    torch.manual_seed(0)
+    env = RunEnv(dataset="synthref", data_root=tmp_path, cache_dir=tmp_path, progress=False)
+    return SaG({**TINY, **overrides}, env, backbones=tiny_backbones())
+
+
+def test_predict_scores_lie_in_unit_interval_on_the_patch_grid(tmp_path):
+    sag = tiny_sag(tmp_path)
+    images = torch.rand(3, 3, 32, 32)
+    scores = sag.predict(images, ["red circle", "blue square", "the left one"])
+    assert scores.shape == (3, 4, 4)
+    assert scores.min() >= 0 and scores.max() <= 1
+    attn_slot, attn_fuse = sag._attention(images, ["a", "b", "c"])
+    # both factors are distributions over slots, so the patch scores are convex combinations
+    torch.testing.assert_close(attn_fuse.sum(1), torch.ones(3))
+    torch.testing.assert_close(attn_slot.sum(1), torch.ones(3, 16))
+
+
+def test_inference_schemes_pick_the_documented_slots():
+    attn_slot = torch.softmax(torch.randn(2, 4, 6), dim=1)
+    attn_fuse = torch.tensor([[0.1, 0.6, 0.2, 0.1], [0.5, 0.1, 0.05, 0.35]])
+    ours = combine_attention(attn_slot, attn_fuse, "ours")
+    torch.testing.assert_close(ours[0], (attn_fuse[0, :, None] * attn_slot[0]).sum(0))
+    torch.testing.assert_close(combine_attention(attn_slot, attn_fuse, "max")[1], attn_slot[1, 0])
+    torch.testing.assert_close(combine_attention(attn_slot, attn_fuse, "min")[1], attn_slot[1, 2])
+    torch.testing.assert_close(combine_attention(attn_slot, attn_fuse, "avg"), attn_slot.mean(1))
+
+
+def test_eval_slots_mean_is_deterministic_and_sample_follows_the_seed(tmp_path):
+    images, texts = torch.rand(2, 3, 32, 32), ["red circle", "blue square"]
+    mean = tiny_sag(tmp_path, eval_slots="mean")
+    torch.testing.assert_close(mean.predict(images, texts), mean.predict(images, texts))
+    sample = tiny_sag(tmp_path)
+    first, second = sample.predict(images, texts), sample.predict(images, texts)
+    assert not torch.allclose(first, second)                 # slots are resampled at test time
+    sample.reseed_eval(0)
+    torch.testing.assert_close(sample.predict(images, texts), first)
+
+
+def test_explain_lists_every_slot_sorted_by_relevance(tmp_path):
+    sag = tiny_sag(tmp_path)
+    out = sag.explain(torch.rand(3, 32, 32), "big red circle")
+    assert out["score"].shape == (4, 4)
+    ents = out["entities"]
+    assert len(ents) == 6 and sorted(e["slot"] for e in ents) == list(range(6))
+    rel = [e["relevance"] for e in ents]
+    assert rel == sorted(rel, reverse=True) and abs(sum(rel) - 1) < 1e-5
+    assert all(e["gaussian"] == e["slot"] // 2 for e in ents)
+    # the score is the relevance-weighted sum of the maps (the explanation is the prediction)
+    np.testing.assert_allclose(sum(e["relevance"] * e["map"] for e in ents), out["score"], atol=1e-5)
+
+
+def test_losses_send_no_gradient_to_the_targets(tmp_path):
+    """C3's text target and the reconstruction target are stop-gradients: BERT learns only
+    through the fusion query, and the ViT only through the slot path."""
+    sag = tiny_sag(tmp_path)
+    net = sag.net.train()
+    images, texts = torch.rand(4, 3, 32, 32), ["red circle", "blue square", "green triangle", "big one"]
+    features, found = net.discover(images)
+    features.retain_grad()
+    text = net.encode_text(texts)
+    text.retain_grad()
+    from sag_model.losses import c3_loss, reconstruction_loss
+    fused, _ = net.fusion(text, found.slots)
+    c3_loss(text, fused).backward(retain_graph=True)
+    grad_via_query = text.grad.clone()
+    text.grad = None
+    # the same loss with the query detached gives the text no gradient at all: only the query path
+    fused_nq, _ = net.fusion(text.detach(), found.slots)
+    c3_loss(text, fused_nq).backward()
+    assert text.grad is None and grad_via_query.abs().sum() > 0
+    features.grad = None
+    recon, _ = net.decoder(found.slots.detach(), net.grid)
+    reconstruction_loss(recon, features).backward()
+    assert features.grad is None                              # the target is detached
+
+
+def test_state_dict_round_trip_gives_the_same_predictions(tmp_path):
+    a, b = tiny_sag(tmp_path, eval_slots="mean"), tiny_sag(tmp_path, eval_slots="mean")
+    with torch.no_grad():
+        for p in b.net.parameters():
+            p.add_(0.1)
+    images, texts = torch.rand(2, 3, 32, 32), ["red", "blue"]
+    assert not torch.allclose(a.predict(images, texts), b.predict(images, texts))
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(a.predict(images, texts), b.predict(images, texts))
+
+
+@pytest.mark.parametrize("key,value", [("inference", "median"), ("eval_slots", "mode")])
+def test_bad_choices_raise_config_errors_naming_the_key(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=f"method.{key}"):
+        tiny_sag(tmp_path, **{key: value})
+
+
+def test_bad_slot_type_raises_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="method.slots.type"):
+        tiny_sag(tmp_path, slots=dict(type="gaussian", groups=3, samples=2))
