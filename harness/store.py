@@ -1,0 +1,194 @@
+"""The results store (DESIGN §6): the single source of truth that tables, check and report read.
+
+```
+<results>/<dataset>/<method>[@<variant>]/seed<k>/
+    config.json    resolved config, seed, versions, git revision, timings, training log, command
+    metrics.json   {"method", "dataset", "seed", "config_hash", "splits": {split: {setting: {...}}}}
+    samples.csv    split, setting, sample_id, ref_id, I, U, IoU (one row per expression and setting)
+    model.pt       optional checkpoint
+```
+Every file is written to a temporary name in the same folder, fsynced, then renamed, so a killed
+run leaves no half file. metrics.json is written last: its presence (with the right config hash)
+is what marks a run complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pandas as pd
+
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.json"
+SAMPLES_FILE = "samples.csv"
+CHECKPOINT_FILE = "model.pt"
+TMP_SUFFIX = ".tmp"
+METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU", "n")
+SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU")
+FRAME_COLUMNS = ("dataset", "method", "seed", "split", "setting", "metric", "value")
+
+
+def run_dir(results_dir, dataset: str, method_spec: str, seed: int) -> Path:
+    return Path(results_dir) / dataset / method_spec / f"seed{int(seed)}"
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+def _write_atomic(path: Path, write) -> None:
+    """Call `write(file)` on a temp file beside `path`, fsync it, then rename it onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    _write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Deterministic JSON (sorted keys, 2-space indent, trailing newline)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    write_bytes_atomic(path, text.encode())
+
+
+def save_checkpoint_atomic(path: Path, state_dict: dict) -> None:
+    import torch
+
+    _write_atomic(path, lambda handle: torch.save(state_dict, handle))
+
+
+def samples_csv_text(records: list[dict]) -> str:
+    """samples.csv content: one row per (split, setting, expression), IoU to 6 decimals."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SAMPLE_COLUMNS, lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        row = dict(record)
+        row["IoU"] = f"{float(record['IoU']):.6f}"
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def write_samples_atomic(path: Path, records: list[dict]) -> None:
+    write_bytes_atomic(path, samples_csv_text(records).encode())
+
+
+def rounded_summary(summary: dict) -> dict:
+    """A setting's metrics as stored: percentages to 4 decimals, n as an int."""
+    return {key: (int(summary[key]) if key == "n" else round(float(summary[key]), 4))
+            for key in METRIC_KEYS}
+
+
+def metrics_document(method_spec: str, dataset: str, seed: int, config_hash: str,
+                     splits: dict) -> dict:
+    """The metrics.json content: `splits` is {split: {setting: summary}}."""
+    return {
+        "method": method_spec,
+        "dataset": dataset,
+        "seed": int(seed),
+        "config_hash": config_hash,
+        "splits": {split: {setting: rounded_summary(summary)
+                           for setting, summary in sorted(by_setting.items())}
+                   for split, by_setting in sorted(splits.items())},
+    }
+
+
+def write_metrics_atomic(path: Path, document: dict) -> None:
+    write_json_atomic(path, document)
+
+
+# ------------------------------------------------------------------------------- run lifecycle
+
+def clean_tmp(folder: Path) -> list[Path]:
+    """Remove temp files a killed run left behind; returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    leftovers = sorted(folder.glob(f".*{TMP_SUFFIX}"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
+def read_metrics(folder: Path) -> Optional[dict]:
+    """The run's metrics.json, or None when the run is not complete (absent or unreadable)."""
+    path = Path(folder) / METRICS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_done(folder: Path, config_hash: str, splits=None, settings=None) -> bool:
+    """True when metrics.json exists for this hash (and holds every split × setting asked for)."""
+    metrics = read_metrics(folder)
+    if metrics is None or metrics.get("config_hash") != config_hash:
+        return False
+    stored = metrics.get("splits", {})
+    for split in splits or ():
+        if split not in stored or any(s not in stored[split] for s in settings or ()):
+            return False
+    return True
+
+
+def begin_run(folder: Path) -> None:
+    """Prepare a run folder for (re)computation: metrics.json goes first, so that until the new
+    one is written the folder never claims to be complete; older files are replaced."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clean_tmp(folder)
+    for name in (METRICS_FILE, SAMPLES_FILE, CONFIG_FILE, CHECKPOINT_FILE):
+        (folder / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def iter_runs(results_dir) -> Iterator[tuple[Path, dict]]:
+    """(run folder, metrics) of every complete run, in sorted path order."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob(f"*/*/seed*/{METRICS_FILE}"), key=_run_order):
+        metrics = read_metrics(path.parent)
+        if metrics is not None:
+            yield path.parent, metrics
+
+
+def _run_order(metrics_path: Path) -> tuple:
+    """(dataset, method spec, seed number): seed10 after seed2."""
+    seed = metrics_path.parent.name[len("seed"):]
+    number = int(seed) if seed.isdigit() else -1
+    return metrics_path.parts[-4], metrics_path.parts[-3], number, seed
+
+
+def load_metrics_frame(results_dir) -> pd.DataFrame:
+    """One row per (dataset, method spec, seed, split, setting, metric) with its value."""
+    rows = []
+    for _, metrics in iter_runs(results_dir):
+        for split, by_setting in metrics.get("splits", {}).items():
+            for setting, summary in by_setting.items():
+                for metric, value in summary.items():
+                    rows.append((metrics["dataset"], metrics["method"], int(metrics["seed"]),
+                                 split, setting, metric, float(value)))
+    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+
+
+def read_config(folder: Path) -> Optional[dict]:
+    path = Path(folder) / CONFIG_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
