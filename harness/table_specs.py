@@ -1,0 +1,214 @@
+"""Paper tables as data: `configs/tables/<NAME>.py` says which runs a table needs and how it reads.
+
+A table spec (an mmengine Config; keys starting with `_` are the file's own helpers) holds:
+
+    title      str
+    paper_csv  file under results/paper/ holding the paper's figures (optional)
+    method, setting, dataset, split, metric    defaults for every cell (rows/columns override)
+    rows       [dict(key, label=key, method=..., setting=..., paper=..., paper_csv=..., x=...)]
+    columns    [dict(key, label=key, dataset=..., split=..., metric=..., paper=..., families=[...])]
+    runs       [dict(method, seeds=[0, 1, 2], taus=[...], crf=bool, profile="full",
+                     datasets=[...], splits=[...])]  # datasets/splits default to what the cells read
+    checks     [dict(kind="order"|"below"|"spread"|"at_least", name, ...)]  (harness/shape_checks.py)
+    footnotes  [str]
+    plot       dict(xlabel=..., title=...)   optional: rows with an `x` become a line plot
+
+A cell is `{**defaults, **column, **row}` restricted to (method, setting, dataset, split, metric).
+Rows name paper figures by `paper` (the value of the paper CSV's first column, or a dict of
+column → value) and columns by `paper` (a column of that CSV).
+
+Dataset families: specs are written with the embedded names; `dataset_family="real"` maps them to
+the real datasets (`REAL_DATASETS`, or the spec's own `real_datasets`), and a column with
+`families=["real"]` (e.g. PhraseCut) exists only there.
+
+One store folder holds one (dataset, method, seed), so a run is shared by every table that reads
+it: `required_runs` widens each run to the union of the splits, taus and CRF that any table asks
+of the same (method, dataset, profile). Running A3 and then A4 therefore never reruns `sag`.
+"""
+
+import json
+from pathlib import Path
+
+from mmengine.config import Config
+
+from harness.errors import ConfigError, UnknownNameError
+from harness.paths import REPO_ROOT, configs_dir
+
+CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
+SPEC_KEYS = {"title", "paper_csv", "rows", "columns", "runs", "checks", "footnotes", "plot",
+             "real_datasets", *CELL_FIELDS}
+REAL_DATASETS = {"synthref": "refcoco", "synthref+": "refcoco+", "synthrefg": "refcocog"}
+SYNTHETIC_DATASETS = {"synthref", "synthref+", "synthrefg"}
+FAMILIES = ("synthref", "real")
+SPLIT_ORDER = ("train", "val", "testA", "testB", "test")
+DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_RESULTS = Path("results/runs")
+
+
+def setting_name(tau: float, crf: bool = False) -> str:
+    """The store's name of a setting: "tau=0.50" or "tau=0.50+crf"."""
+    return f"tau={tau:.2f}" + ("+crf" if crf else "")
+
+
+def parse_setting(name: str) -> tuple[float, bool]:
+    """"tau=0.50+crf" -> (0.5, True)."""
+    body, crf = (name[:-4], True) if name.endswith("+crf") else (name, False)
+    if not body.startswith("tau="):
+        raise ConfigError(f"setting {name!r}: expected 'tau=0.50' or 'tau=0.50+crf'")
+    return float(body[4:]), crf
+
+
+def tables_dir() -> Path:
+    return configs_dir() / "tables"
+
+
+def table_names() -> list[str]:
+    """Every table with a spec in configs/tables/ (adding a table = adding a file there)."""
+    return sorted(p.stem for p in tables_dir().glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_table_spec(name: str) -> dict:
+    """The spec of table `name` as a plain dict, checked for the keys every table needs."""
+    path = tables_dir() / f"{name}.py"
+    if not path.is_file():
+        raise UnknownNameError("table", name, table_names())
+    spec = Config.fromfile(str(path)).to_dict()
+    unknown = sorted(k for k in spec if k not in SPEC_KEYS and not k.startswith("_"))
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {unknown}; expected some of {sorted(SPEC_KEYS)}")
+    for key in ("title", "rows", "columns", "runs"):
+        if not spec.get(key):
+            raise ConfigError(f"{path}: field {key!r} is required and must not be empty")
+    spec["name"] = name
+    spec["path"] = str(path)
+    return spec
+
+
+def paper_csv_path(file_name: str) -> Path:
+    return REPO_ROOT / "results" / "paper" / file_name
+
+
+def _family_dataset(spec: dict, dataset: str, family: str) -> str:
+    if family not in FAMILIES:
+        raise UnknownNameError("dataset family", family, FAMILIES)
+    if family == "synthref":
+        return dataset
+    return spec.get("real_datasets", REAL_DATASETS).get(dataset, dataset)
+
+
+def family_columns(spec: dict, family: str) -> list[dict]:
+    """The spec's columns present in `family`."""
+    return [c for c in spec["columns"] if family in c.get("families", FAMILIES)]
+
+
+def cell_key(spec: dict, row: dict, column: dict, family: str) -> dict:
+    """(method, setting, dataset, split, metric) of one cell, with the family's dataset name."""
+    merged = {**{k: spec[k] for k in CELL_FIELDS if k in spec}, **column, **row}
+    missing = [f for f in CELL_FIELDS if f not in merged]
+    if missing:
+        raise ConfigError(f"{spec['path']}: row {row.get('key')!r} × column {column.get('key')!r}"
+                          f" leaves {missing} unset; set them in the row, column or at top level")
+    key = {f: merged[f] for f in CELL_FIELDS}
+    key["dataset"] = _family_dataset(spec, key["dataset"], family)
+    return key
+
+
+def _sorted_splits(splits) -> list[str]:
+    rank = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    return sorted(set(splits), key=lambda s: (rank.get(s, len(rank)), s))
+
+
+def _table_runs(spec: dict, family: str) -> list[dict]:
+    """The runs one table states, one per (method, dataset), before widening across tables."""
+    cells = [cell_key(spec, r, c, family) for r in spec["rows"] for c in family_columns(spec, family)]
+    runs = []
+    for run in spec["runs"]:
+        method = run["method"]
+        mine = [c for c in cells if c["method"] == method]
+        settings = [parse_setting(c["setting"]) for c in mine]
+        taus = sorted(set(run.get("taus") or [tau for tau, _ in settings]))
+        crf = bool(run.get("crf", any(crf for _, crf in settings)))
+        uncovered = [c["setting"] for c in mine if not _covers(taus, crf, c["setting"])]
+        if uncovered:
+            raise ConfigError(f"{spec['path']}: run {method!r} (taus={taus}, crf={crf}) does not "
+                              f"make the setting(s) {sorted(set(uncovered))} its rows read")
+        datasets = [_family_dataset(spec, d, family) for d in run.get("datasets", [])]
+        datasets = datasets or list(dict.fromkeys(c["dataset"] for c in mine))
+        for dataset in datasets:
+            splits = run.get("splits") or [c["split"] for c in mine if c["dataset"] == dataset]
+            runs.append(dict(method=method, dataset=dataset, splits=_sorted_splits(splits),
+                             seeds=list(run.get("seeds", DEFAULT_SEEDS)), taus=taus, crf=crf,
+                             profile=run.get("profile", "full")))
+    return runs
+
+
+def _covers(taus, crf: bool, setting: str) -> bool:
+    tau, wants_crf = parse_setting(setting)
+    return any(abs(tau - t) < 1e-9 for t in taus) and (crf or not wants_crf)
+
+
+def required_runs(name: str, dataset_family: str = "synthref") -> list[dict]:
+    """Runs table `name` needs: dict(method, dataset, splits, seeds, taus, crf, profile).
+
+    Each run is widened to what every other table asks of the same (method, dataset, profile),
+    since they share one store folder per seed.
+    """
+    own = _table_runs(load_table_spec(name), dataset_family)
+    every = [r for t in table_names() for r in _table_runs(load_table_spec(t), dataset_family)]
+    for run in own:
+        same = [r for r in every if (r["method"], r["dataset"], r["profile"])
+                == (run["method"], run["dataset"], run["profile"])]
+        run["splits"] = _sorted_splits(s for r in same for s in r["splits"])
+        run["taus"] = sorted({t for r in same for t in r["taus"]})
+        run["crf"] = any(r["crf"] for r in same)
+    return own
+
+
+def run_settings(run: dict) -> list[str]:
+    """The settings a run's metrics.json holds for every split."""
+    raw = [setting_name(t) for t in run["taus"]]
+    return raw + ([setting_name(t, True) for t in run["taus"]] if run["crf"] else [])
+
+
+def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
+    """The exact `python -m harness run ...` that makes `run` in `results_dir`."""
+    parts = ["python -m harness run", f"--methods {run['method']}", f"--dataset {run['dataset']}"]
+    if run["dataset"] not in SYNTHETIC_DATASETS:
+        parts.append("--data-root $DATA_ROOT")
+    parts += [f"--splits {','.join(run['splits'])}",
+              f"--seeds {','.join(str(s) for s in run['seeds'])}"]
+    if list(run["taus"]) != [0.5]:
+        parts.append("--taus " + ",".join(f"{t:g}" for t in run["taus"]))
+    if run["crf"]:
+        parts.append("--crf")
+    parts.append(f"--profile {run['profile']}")
+    if Path(results_dir) != DEFAULT_RESULTS:
+        parts.append(f"--out {results_dir}")
+    return " ".join(parts)
+
+
+def _seed_is_stored(results_dir: Path, run: dict, seed: int) -> bool:
+    path = Path(results_dir) / run["dataset"] / run["method"] / f"seed{seed}" / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        splits = json.loads(path.read_text()).get("splits", {})
+    except (OSError, json.JSONDecodeError):
+        return False  # a damaged file is remade by the run, like a missing one
+    wanted = run_settings(run)
+    return all(set(wanted) <= set(splits.get(split, {})) for split in run["splits"])
+
+
+def missing_runs(name: str, results_dir, dataset_family: str = "synthref") -> list[tuple]:
+    """(run, command) for each required run with seeds not (fully) in the store.
+
+    A seed counts as stored when its metrics.json holds every split and setting the run needs;
+    the run in each pair lists only the missing seeds.
+    """
+    missing = []
+    for run in required_runs(name, dataset_family):
+        seeds = [s for s in run["seeds"] if not _seed_is_stored(results_dir, run, s)]
+        if seeds:
+            run = {**run, "seeds": seeds}
+            missing.append((run, run_command(run, results_dir)))
+    return missing

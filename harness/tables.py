@@ -1,0 +1,255 @@
+"""Render a paper table from the results store: mean ± std over seeds, the paper's figure beside it.
+
+Tables are a pure aggregation of `results/runs/<dataset>/<method>/seed<k>/metrics.json`; nothing
+here trains or predicts. Which cells a table has comes from its spec (harness/table_specs.py).
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from harness import table_specs
+from harness.errors import ConfigError, DataError, HarnessError
+from harness.shape_checks import run_checks
+
+FORMATS = ("markdown", "csv", "latex", "json")
+FRAME_COLUMNS = ["dataset", "method", "seed", "split", "setting", "metric", "value"]
+DASH = "–"
+
+
+def read_metrics_frame(results_dir) -> pd.DataFrame:
+    """Every stored metric as one row: dataset, method, seed, split, setting, metric, value."""
+    records = []
+    for path in sorted(Path(results_dir).glob("*/*/seed*/metrics.json")):
+        try:
+            doc = json.loads(path.read_text())
+            for split, settings in doc["splits"].items():
+                for setting, metrics in settings.items():
+                    records += [(doc["dataset"], doc["method"], int(doc["seed"]), split, setting,
+                                 metric, float(value)) for metric, value in metrics.items()]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DataError(path, f"not a metrics.json of the store ({err!r}); expected "
+                            "dataset, method, seed and splits: {split: {setting: {metric: value}}}")
+    return pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)
+
+
+def seed_stats(frame: pd.DataFrame) -> dict:
+    """(dataset, method, split, setting, metric) -> (mean, sample std or NaN, n seeds)."""
+    if frame.empty:
+        return {}
+    keys = ["dataset", "method", "split", "setting", "metric"]
+    grouped = frame.groupby(keys)["value"].agg(["mean", "std", "count"])  # std: ddof=1
+    return {key: (row["mean"], row["std"], int(row["count"])) for key, row in grouped.iterrows()}
+
+
+@dataclass
+class Cell:
+    key: dict            # dataset, method, split, setting, metric
+    mean: float = math.nan
+    std: float = math.nan
+    n: int = 0
+    paper: float | None = None
+
+
+@dataclass
+class TableData:
+    spec: dict
+    family: str
+    results_dir: str
+    rows: list[dict]
+    columns: list[dict]
+    cells: dict          # (row key, column key) -> Cell
+    missing: list = field(default_factory=list)     # (run, command)
+
+    @property
+    def has_runs(self) -> bool:
+        return any(cell.n > 0 for cell in self.cells.values())
+
+
+def load_paper_table(file_name: str) -> pd.DataFrame:
+    path = table_specs.paper_csv_path(file_name)
+    if not path.is_file():
+        raise DataError(path, "the paper's figures are missing; expected a CSV under results/paper/")
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def paper_figure(paper: pd.DataFrame, row_match, column: str, where: str) -> float | None:
+    """The paper's figure for a row (first-column value, or dict column -> value) and column."""
+    match = row_match if isinstance(row_match, dict) else {paper.columns[0]: row_match}
+    selected = paper
+    for name, value in match.items():
+        selected = selected[selected[name].astype(str) == str(value)]
+    if len(selected) != 1 or column not in paper.columns:
+        raise ConfigError(f"{where}: paper row {row_match!r} / column {column!r} matches "
+                          f"{len(selected)} rows of the paper CSV; expected exactly one")
+    text = selected.iloc[0][column].strip()
+    return float(text) if text not in ("", "-", DASH) else None
+
+
+def _key(item: dict) -> str:
+    return str(item["key"])
+
+
+def column_label(column: dict, spec: dict, family: str) -> str:
+    if "label" in column:
+        return column["label"]
+    if "dataset" in column:
+        dataset = table_specs.cell_key(spec, {"method": "", "setting": ""}, column, family)
+        return f"{dataset['dataset']} {column.get('split', spec.get('split', ''))}".strip()
+    return _key(column)
+
+
+def _paper_lookup(spec: dict, row: dict, column: dict, paper_tables: dict) -> float | None:
+    if "paper" not in row or "paper" not in column:
+        return None
+    csv_name = row.get("paper_csv", spec.get("paper_csv"))
+    if csv_name not in paper_tables:
+        paper_tables[csv_name] = load_paper_table(csv_name)
+    where = f"{spec['path']} row {_key(row)!r}"
+    return paper_figure(paper_tables[csv_name], row["paper"], column["paper"], where)
+
+
+def table_data(name: str, results_dir, dataset_family: str = "synthref") -> TableData:
+    """Every cell of table `name`: our seed statistics and the paper's figure."""
+    spec = table_specs.load_table_spec(name)
+    stats = seed_stats(read_metrics_frame(results_dir))
+    columns = table_specs.family_columns(spec, dataset_family)
+    cells, paper_tables = {}, {}
+    for row in spec["rows"]:
+        for column in columns:
+            key = table_specs.cell_key(spec, row, column, dataset_family)
+            mean, std, n = stats.get(tuple(key[f] for f in
+                                           ("dataset", "method", "split", "setting", "metric")),
+                                     (math.nan, math.nan, 0))
+            paper = _paper_lookup(spec, row, column, paper_tables)
+            cells[(_key(row), _key(column))] = Cell(key, mean, std, n, paper)
+    missing = table_specs.missing_runs(name, results_dir, dataset_family)
+    return TableData(spec, dataset_family, str(results_dir), spec["rows"], columns, cells, missing)
+
+
+def format_cell(cell: Cell) -> str:
+    """`34.76 ± 0.05 (n=3)`; std shows "–" with one seed; "–" alone with none."""
+    if cell.n == 0:
+        return DASH
+    std = DASH if math.isnan(cell.std) else f"{cell.std:.2f}"
+    return f"{cell.mean:.2f} ± {std} (n={cell.n})"
+
+
+def _paper_header(label: str, column: dict, family: str) -> str:
+    if family == "real":
+        return f"{label} (paper)"
+    return f"paper: {column['paper']} ¹"
+
+
+def table_rows(data: TableData, paper: bool) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the table as text cells."""
+    header = [""]
+    for column in data.columns:
+        label = column_label(column, data.spec, data.family)
+        header.append(label)
+        if paper and "paper" in column:
+            header.append(_paper_header(label, column, data.family))
+    body = []
+    for row in data.rows:
+        line = [row.get("label", _key(row))]
+        for column in data.columns:
+            cell = data.cells[(_key(row), _key(column))]
+            line.append(format_cell(cell))
+            if paper and "paper" in column:
+                line.append(DASH if cell.paper is None else f"{cell.paper:.2f}")
+        body.append(line)
+    return header, body
+
+
+def check_results(data: TableData) -> list:
+    means = {k: (None if c.n == 0 else c.mean) for k, c in data.cells.items()}
+    return run_checks(data.spec.get("checks", []), means, [_key(c) for c in data.columns])
+
+
+def render_table(name: str, results_dir, fmt: str = "markdown", paper: bool = False,
+                 dataset_family: str = "synthref") -> str:
+    """Table `name` from the store in `fmt`; with `paper`, the paper's figures and shape checks.
+
+    markdown/latex: the table, notes, shape checks and missing runs with their commands (with no
+    runs at all: the paper's table instead of ours). csv: one line per cell (parses back).
+    json: everything, cells with mean, std, n and the paper's figure.
+    """
+    writers = {"markdown": _as_text, "latex": _as_text, "csv": _as_csv, "json": _as_json}
+    if fmt not in writers:
+        raise HarnessError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    data = table_data(name, results_dir, dataset_family)
+    return writers[fmt](data, paper, fmt)
+
+
+def _notes(data: TableData, paper: bool) -> list[str]:
+    notes = ["Cells: mean ± sample std (ddof=1) over seeds; n = seeds stored; – = no run."]
+    if paper and data.family == "synthref":
+        notes.append("¹ the paper's figure on real data (RefCOCO family); synthref is a "
+                     "different benchmark, so it is not comparable — only the shape is.")
+    return notes + list(data.spec.get("footnotes", []))
+
+
+def _paper_only(data: TableData, fmt: str) -> str:
+    paper = load_paper_table(data.spec["paper_csv"])
+    tablefmt = "pipe" if fmt == "markdown" else "latex"
+    return tabulate(paper.values.tolist(), headers=list(paper.columns), tablefmt=tablefmt,
+                    disable_numparse=True)
+
+
+def _as_text(data: TableData, paper: bool, fmt: str) -> str:
+    """Markdown or LaTeX (notes as `%` comments in LaTeX)."""
+    lead = "- " if fmt == "markdown" else "% "
+    title = f"{data.spec['title']} [results: {data.results_dir}; family: {data.family}]"
+    lines = [f"### {title}" if fmt == "markdown" else f"% {title}", ""]
+    if data.has_runs:
+        header, body = table_rows(data, paper)
+        lines.append(tabulate(body, headers=header, tablefmt="pipe" if fmt == "markdown"
+                              else "latex", disable_numparse=True))
+        lines += [""] + [lead + note for note in _notes(data, paper)]
+    else:
+        lines.append(f"{lead}No runs stored for this table yet; the paper's figures:")
+        lines += ["", _paper_only(data, fmt)]
+    if paper and data.spec.get("checks"):
+        lines += ["", "Shape checks (the paper's claims, on our seed means):" if fmt == "markdown"
+                  else "% Shape checks (the paper's claims, on our seed means):"]
+        lines += [f"{lead}{r.name}: **{r.status}** — {r.detail}" if fmt == "markdown"
+                  else f"{lead}{r.name}: {r.status} — {r.detail}" for r in check_results(data)]
+    head = f"Missing runs ({len(data.missing)}):" if data.missing else "Missing runs: none."
+    lines += ["", head if fmt == "markdown" else f"% {head}"]
+    lines += [f"{lead}`{command}`" if fmt == "markdown" else f"{lead}{command}"
+              for _, command in data.missing]
+    return "\n".join(lines) + "\n"
+
+
+def _cell_records(data: TableData, paper: bool) -> list[dict]:
+    records = []
+    for row in data.rows:
+        for column in data.columns:
+            cell = data.cells[(_key(row), _key(column))]
+            record = {"row": _key(row), "row_label": row.get("label", _key(row)),
+                      "column": _key(column),
+                      "column_label": column_label(column, data.spec, data.family),
+                      **cell.key, "mean": None if cell.n == 0 else cell.mean,
+                      "std": None if math.isnan(cell.std) else cell.std, "n": cell.n}
+            if paper:
+                record["paper"] = cell.paper
+            records.append(record)
+    return records
+
+
+def _as_csv(data: TableData, paper: bool, fmt: str) -> str:
+    return pd.DataFrame.from_records(_cell_records(data, paper)).to_csv(index=False)
+
+
+def _as_json(data: TableData, paper: bool, fmt: str) -> str:
+    doc = {"table": data.spec["name"], "title": data.spec["title"], "family": data.family,
+           "results_dir": data.results_dir, "cells": _cell_records(data, paper),
+           "notes": _notes(data, paper),
+           "missing": [{"run": run, "command": command} for run, command in data.missing]}
+    if paper:
+        doc["checks"] = [vars(r) for r in check_results(data)]
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
