@@ -26,13 +26,14 @@ it: `required_runs` widens each run to the union of the splits, taus and CRF tha
 of the same (method, dataset, profile). Running A3 and then A4 therefore never reruns `sag`.
 """
 
-import json
 from pathlib import Path
 
 from mmengine.config import Config
 
 from harness.errors import ConfigError, UnknownNameError
 from harness.paths import REPO_ROOT, configs_dir
+from harness.protocol import parse_setting, setting_name
+from harness.store import read_metrics, run_dir
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
 SPEC_KEYS = {"title", "paper_csv", "rows", "columns", "runs", "checks", "footnotes", "plot",
@@ -43,19 +44,6 @@ FAMILIES = ("synthref", "real")
 SPLIT_ORDER = ("train", "val", "testA", "testB", "test")
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_RESULTS = Path("results/runs")
-
-
-def setting_name(tau: float, crf: bool = False) -> str:
-    """The store's name of a setting: "tau=0.50" or "tau=0.50+crf"."""
-    return f"tau={tau:.2f}" + ("+crf" if crf else "")
-
-
-def parse_setting(name: str) -> tuple[float, bool]:
-    """"tau=0.50+crf" -> (0.5, True)."""
-    body, crf = (name[:-4], True) if name.endswith("+crf") else (name, False)
-    if not body.startswith("tau="):
-        raise ConfigError(f"setting {name!r}: expected 'tau=0.50' or 'tau=0.50+crf'")
-    return float(body[4:]), crf
 
 
 def tables_dir() -> Path:
@@ -166,7 +154,7 @@ def required_runs(name: str, dataset_family: str = "synthref") -> list[dict]:
 
 def run_settings(run: dict) -> list[str]:
     """The settings a run's metrics.json holds for every split."""
-    raw = [setting_name(t) for t in run["taus"]]
+    raw = [setting_name(t, False) for t in run["taus"]]
     return raw + ([setting_name(t, True) for t in run["taus"]] if run["crf"] else [])
 
 
@@ -188,13 +176,10 @@ def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
 
 
 def _seed_is_stored(results_dir: Path, run: dict, seed: int) -> bool:
-    path = Path(results_dir) / run["dataset"] / run["method"] / f"seed{seed}" / "metrics.json"
-    if not path.is_file():
-        return False
-    try:
-        splits = json.loads(path.read_text()).get("splits", {})
-    except (OSError, json.JSONDecodeError):
-        return False  # a damaged file is remade by the run, like a missing one
+    metrics = read_metrics(run_dir(results_dir, run["dataset"], run["method"], seed))
+    if metrics is None:
+        return False  # absent or unreadable: the run remakes both alike
+    splits = metrics.get("splits", {})
     wanted = run_settings(run)
     return all(set(wanted) <= set(splits.get(split, {})) for split in run["splits"])
 

@@ -13,28 +13,12 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import table_specs
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import ConfigError, DataError
 from harness.shape_checks import run_checks
+from harness.store import load_metrics_frame
 
 FORMATS = ("markdown", "csv", "latex", "json")
-FRAME_COLUMNS = ["dataset", "method", "seed", "split", "setting", "metric", "value"]
 DASH = "–"
-
-
-def read_metrics_frame(results_dir) -> pd.DataFrame:
-    """Every stored metric as one row: dataset, method, seed, split, setting, metric, value."""
-    records = []
-    for path in sorted(Path(results_dir).glob("*/*/seed*/metrics.json")):
-        try:
-            doc = json.loads(path.read_text())
-            for split, settings in doc["splits"].items():
-                for setting, metrics in settings.items():
-                    records += [(doc["dataset"], doc["method"], int(doc["seed"]), split, setting,
-                                 metric, float(value)) for metric, value in metrics.items()]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
-            raise DataError(path, f"not a metrics.json of the store ({err!r}); expected "
-                            "dataset, method, seed and splits: {split: {setting: {metric: value}}}")
-    return pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)
 
 
 def seed_stats(frame: pd.DataFrame) -> dict:
@@ -116,7 +100,7 @@ def _paper_lookup(spec: dict, row: dict, column: dict, paper_tables: dict) -> fl
 def table_data(name: str, results_dir, dataset_family: str = "synthref") -> TableData:
     """Every cell of table `name`: our seed statistics and the paper's figure."""
     spec = table_specs.load_table_spec(name)
-    stats = seed_stats(read_metrics_frame(results_dir))
+    stats = seed_stats(load_metrics_frame(results_dir))
     columns = table_specs.family_columns(spec, dataset_family)
     cells, paper_tables = {}, {}
     for row in spec["rows"]:
@@ -180,7 +164,7 @@ def render_table(name: str, results_dir, fmt: str = "markdown", paper: bool = Fa
     """
     writers = {"markdown": _as_text, "latex": _as_text, "csv": _as_csv, "json": _as_json}
     if fmt not in writers:
-        raise HarnessError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     data = table_data(name, results_dir, dataset_family)
     return writers[fmt](data, paper, fmt)
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from harness import table_specs
-from harness.errors import DataError, UnknownNameError
+from harness.errors import ConfigError, UnknownNameError
+from harness.protocol import setting_name
 from harness.shape_checks import FAILS, HOLDS, INSUFFICIENT
 from harness.tables import render_table, table_data
 
@@ -33,8 +34,8 @@ def write_metrics(root, dataset, method, seed, splits, config=None):
 def write_a3_store(root, by_tau_per_seed):
     """SaG on synthref val, with every split A4 also needs, so the run is complete."""
     for seed, by_tau in enumerate(by_tau_per_seed):
-        settings = {table_specs.setting_name(t): v for t, v in by_tau.items()}
-        settings |= {table_specs.setting_name(t, True): v + 1 for t, v in by_tau.items()}
+        settings = {setting_name(t, False): v for t, v in by_tau.items()}
+        settings |= {setting_name(t, True): v + 1 for t, v in by_tau.items()}
         write_metrics(root, "synthref", "sag", seed,
                       {s: settings for s in ("val", "testA", "testB")})
 
@@ -165,14 +166,15 @@ def test_t1_drop_and_tau_flatness_fail_when_the_shape_is_wrong(tmp_path):
     assert _statuses(tmp_path / "steep", "A3") == [FAILS]
 
 
-def test_unknown_table_and_damaged_store_raise_named_errors(tmp_path):
+def test_unknown_table_and_format_raise_named_errors_and_a_damaged_run_is_missing(tmp_path):
     with pytest.raises(UnknownNameError, match="table 'A9'"):
         render_table("A9", tmp_path)
-    bad = tmp_path / "synthref" / "sag" / "seed0"
-    bad.mkdir(parents=True)
-    (bad / "metrics.json").write_text("{not json")
-    with pytest.raises(DataError, match="seed0/metrics.json"):
-        render_table("A3", tmp_path)
+    with pytest.raises(ConfigError, match="--format 'xml'"):
+        render_table("A3", tmp_path, fmt="xml")
+    write_a3_store(tmp_path, [{t: 30.0 for t in TAUS}] * 3)
+    (tmp_path / "synthref" / "sag" / "seed1" / "metrics.json").write_text("{not json")
+    missing = [run for run, _ in table_specs.missing_runs("A3", tmp_path) if run["method"] == "sag"]
+    assert [run["seeds"] for run in missing] == [[1]]
 
 
 def test_every_table_spec_loads_and_finds_its_paper_figures(tmp_path):
@@ -181,4 +183,5 @@ def test_every_table_spec_loads_and_finds_its_paper_figures(tmp_path):
         for family in table_specs.FAMILIES:
             data = table_data(name, tmp_path, family)
             assert any(cell.paper is not None for cell in data.cells.values()), name
-    assert table_data("T3", tmp_path).cells[("G6x2", "mIoU")].paper == 34.76
+    t3 = table_data("T3", tmp_path)
+    assert t3.cells[("G6x2", "mIoU")].paper == 34.76 and t3.cells[("min", "cIoU")].paper == 0.16
