@@ -1,0 +1,94 @@
+"""The CI check on a store written here: pass, fail beyond tolerance, missing, overrides, --update."""
+
+import json
+
+import pytest
+
+from harness.check import run_check, tolerance_for
+from harness.errors import DataError
+from test_tables import write_metrics
+
+
+def _store(root, sag_miou=31.0, tseg_miou=25.0):
+    for seed in range(2):
+        write_metrics(root, "synthref", "sag", seed,
+                      {"val": {"tau=0.50": {"mIoU": sag_miou + seed, "cIoU": 28.0, "n": 10}}})
+    write_metrics(root, "synthref+", "tseg", 0,
+                  {"val": {"tau=0.50+crf": {"mIoU": tseg_miou, "cIoU": 20.0, "n": 10}}})
+    return root
+
+
+@pytest.fixture
+def reference(tmp_path):
+    path = tmp_path / "ci.json"
+    assert run_check(_store(tmp_path / "ref"), path, update=True) == 0
+    return path
+
+
+def test_update_writes_every_metric_sorted_and_a_matching_store_passes(tmp_path, reference, capsys):
+    doc = json.loads(reference.read_text())
+    assert doc["metrics"] == {
+        "synthref+/tseg/seed0/val/tau=0.50+crf/cIoU": 20.0,
+        "synthref+/tseg/seed0/val/tau=0.50+crf/mIoU": 25.0,
+        "synthref/sag/seed0/val/tau=0.50/cIoU": 28.0,
+        "synthref/sag/seed0/val/tau=0.50/mIoU": 31.0,
+        "synthref/sag/seed1/val/tau=0.50/cIoU": 28.0,
+        "synthref/sag/seed1/val/tau=0.50/mIoU": 32.0,
+    }
+    assert list(doc["metrics"]) == sorted(doc["metrics"])
+    capsys.readouterr()
+    assert run_check(_store(tmp_path / "same"), reference) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("check passed: 6 metrics") and "\n" not in out
+
+
+def test_a_move_beyond_tolerance_fails_and_names_the_metric(tmp_path, reference, capsys):
+    capsys.readouterr()
+    assert run_check(_store(tmp_path / "moved", sag_miou=31.6), reference, tolerance=0.5) == 1
+    out = capsys.readouterr().out
+    assert "synthref/sag/seed0/val/tau=0.50/mIoU" in out and "+0.6000" in out
+    assert "2 of 6 metrics moved" in out   # both sag seeds, not cIoU nor tseg
+    assert f"--reference {reference} --update" in out
+
+
+def test_a_move_within_tolerance_passes(tmp_path, reference):
+    assert run_check(_store(tmp_path / "close", sag_miou=31.4), reference, tolerance=0.5) == 0
+    assert run_check(_store(tmp_path / "close2", sag_miou=30.6), reference, tolerance=0.5) == 0
+
+
+def test_a_reference_entry_without_a_run_fails_as_missing(tmp_path, reference, capsys):
+    root = _store(tmp_path / "partial")
+    (root / "synthref+" / "tseg" / "seed0" / "metrics.json").unlink()
+    capsys.readouterr()
+    assert run_check(root, reference) == 1
+    out = capsys.readouterr().out
+    assert "synthref+/tseg/seed0/val/tau=0.50+crf/mIoU" in out and "missing" in out
+    assert "2 missing from the store" in out
+
+
+def test_per_metric_and_glob_tolerances_override_the_default(tmp_path, reference):
+    doc = json.loads(reference.read_text())
+    doc["tolerances"] = {"mIoU": 1.0, "synthref/sag/seed1/*": 0.1}
+    reference.write_text(json.dumps(doc))
+    # +0.8 on sag mIoU: within the mIoU override for seed0, beyond the longer seed1 pattern.
+    assert run_check(_store(tmp_path / "a", sag_miou=31.8), reference, tolerance=0.5) == 1
+    assert tolerance_for("synthref/sag/seed0/val/tau=0.50/mIoU", doc["tolerances"], 0.5) == 1.0
+    assert tolerance_for("synthref/sag/seed1/val/tau=0.50/mIoU", doc["tolerances"], 0.5) == 0.1
+    assert tolerance_for("synthref/sag/seed0/val/tau=0.50/cIoU", doc["tolerances"], 0.5) == 0.5
+    # --update refreshes the figures and keeps the tolerances.
+    assert run_check(tmp_path / "a", reference, update=True) == 0
+    refreshed = json.loads(reference.read_text())
+    assert refreshed["tolerances"] == doc["tolerances"]
+    assert refreshed["metrics"]["synthref/sag/seed1/val/tau=0.50/mIoU"] == pytest.approx(32.8)
+    assert run_check(tmp_path / "a", reference) == 0
+
+
+def test_user_mistakes_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="no reference file"):
+        run_check(_store(tmp_path / "s"), tmp_path / "none.json")
+    with pytest.raises(DataError, match="no metrics.json"):
+        run_check(tmp_path / "empty", tmp_path / "new.json", update=True)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"metrics": {"a/b/seed0/val/tau=0.50/mIoU": "high"}}))
+    with pytest.raises(DataError, match="bad.json.*expected a number"):
+        run_check(tmp_path / "s", bad)
