@@ -1,0 +1,117 @@
+"""MaskCLIP (Zhou, Loy, Dai, ECCV 2022) applied to referring segmentation as the SaG authors did.
+
+Dense features come from CLIP's image tower with the last block's query–key attention removed:
+every patch token goes through LN_1 → value projection → attention output projection only (each
+patch "attends to itself"; no residual, no MLP), then `ln_post` and `proj`. The score map is the
+cosine similarity between each patch embedding and the expression's text embedding (averaged
+over prompt templates). Zero-shot when `finetune=False`; otherwise fine-tuned with CLIP's own
+symmetric contrastive loss on (image, expression) pairs (SaG supplementary §B: batch 32, lr 1e-5).
+MaskCLIP+ (pseudo-label self-training) is not part of the protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from baselines.clip_tower import check_vit_clip, global_image_embedding, patch_grid, tokens_before_last_block
+from baselines.contrastive import clip_contrastive_loss
+from baselines.fit_loop import run_training
+from harness.backbones.clip import build_clip, clip_normalise
+from harness.data.types import RefDataset, RefSample
+from harness.errors import ConfigError
+from harness.registry import SEGMENTERS
+from harness.segmenter import RunEnv, Segmenter
+
+DEFAULT_TEMPLATES = ("a photo of {}.",)
+
+
+def value_path(block: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The last block's MaskCLIP output: out_proj(W_v · LN_1(x) + b_v) per token. [B, L, W] → [B, L, W]."""
+    attn = block.attn
+    width = attn.embed_dim
+    w_v = attn.in_proj_weight[2 * width:]  # q, k, v are stacked: v is the last third
+    b_v = attn.in_proj_bias[2 * width:] if attn.in_proj_bias is not None else None
+    values = F.linear(block.ln_1(tokens), w_v, b_v)  # [B, L, W]
+    return block.ls_1(attn.out_proj(values))  # ls_1 is the identity in OpenAI CLIP
+
+
+def dense_patch_embeddings(visual: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """MaskCLIP patch embeddings [B, N, D] for normalised pixels [B, 3, S, S] (class token dropped)."""
+    tokens = tokens_before_last_block(visual, pixels)  # [B, 1+N, W]
+    dense = value_path(visual.transformer.resblocks[-1], tokens[:, 1:])  # [B, N, W]
+    return visual.ln_post(dense) @ visual.proj  # [B, N, D]
+
+
+def check_templates(templates) -> list[str]:
+    templates = [str(t) for t in templates]
+    if not templates or any(t.count("{}") != 1 for t in templates):
+        raise ConfigError(f"method.templates={templates!r}: expected a non-empty list of strings, "
+                          "each with exactly one '{}' for the expression")
+    return templates
+
+
+class ContrastiveFinetune(torch.nn.Module):
+    """CLIP's loss on (image, expression) pairs, as a module so DDP can wrap it."""
+
+    def __init__(self, segmenter: "MaskCLIP"):
+        super().__init__()
+        self.segmenter = segmenter
+        self.clip = segmenter.clip  # registered here so DDP sees the parameters
+
+    def forward(self, images, texts, image_ids):
+        seg = self.segmenter
+        image_emb = global_image_embedding(self.clip.visual, seg.normalise(images))
+        text_emb = seg.encode_expressions(texts)  # [B, D]
+        return clip_contrastive_loss(image_emb, text_emb, self.clip.logit_scale, image_ids, texts)
+
+
+@SEGMENTERS.register_module("maskclip")
+class MaskCLIP(Segmenter):
+    """cfg keys: input_size, finetune, templates, clip (build_clip's: checkpoint, model, standin)."""
+
+    def __init__(self, cfg: dict, env: RunEnv):
+        super().__init__(cfg, env)
+        self.templates = check_templates(cfg.get("templates", DEFAULT_TEMPLATES))
+        self.clip, self.tokenizer = build_clip(dict(cfg.get("clip") or {}), env)
+        check_vit_clip(self.clip)
+        self.clip.to(env.device).eval()
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"clip": self.clip}
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] → the tower's input normalisation (the checkpoint's mean/std)."""
+        return clip_normalise(self.clip, images.to(self.env.device))
+
+    def encode_expressions(self, texts: list[str]) -> torch.Tensor:
+        """ℓ2-normalised text embeddings [B, D], averaged over the prompt templates."""
+        prompts = [t.format(text) for text in texts for t in self.templates]
+        tokens = self.tokenizer(prompts).to(self.env.device)  # [B*K, L]
+        emb = F.normalize(self.clip.encode_text(tokens), dim=-1)  # [B*K, D]
+        emb = rearrange(emb, "(b k) d -> b k d", k=len(self.templates)).mean(dim=1)  # [B, D]
+        return F.normalize(emb, dim=-1)
+
+    def fit(self, train: RefDataset, train_cfg: dict, seed: int, progress: bool = True) -> dict:
+        if not self.finetune:
+            return {"finetune": False}
+        params = [p for p in self.clip.parameters() if p.requires_grad]
+        groups = [{"params": params, "lr": float(train_cfg.get("lr", 1e-5))}]
+        return run_training("maskclip", ContrastiveFinetune(self), groups, train, train_cfg, seed,
+                            self.input_size, progress)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, texts: list[str],
+                samples: Optional[list[RefSample]] = None) -> torch.Tensor:
+        """(cos + 1) / 2 between each patch and the expression, on the patch grid: [B, h, w]."""
+        self.clip.eval()
+        pixels = self.normalise(images)
+        patches = F.normalize(dense_patch_embeddings(self.clip.visual, pixels), dim=-1)  # [B, N, D]
+        text = self.encode_expressions(texts)  # [B, D]
+        cos = torch.einsum("bnd,bd->bn", patches, text)  # [B, N]
+        h, w = patch_grid(self.clip.visual, images.shape[-2:])
+        return rearrange((cos + 1.0) / 2.0, "b (h w) -> b h w", h=h, w=w).clamp(0.0, 1.0).cpu()
+
