@@ -1,0 +1,47 @@
+"""`run --jobs N`: independent method × seed runs in N worker processes (DESIGN §9).
+
+Each run writes its own store folder, so runs never share a file. Workers split the CPU threads
+between them (N processes × all cores each would oversubscribe). A user mistake inside a worker
+comes back as its message and is raised here as a HarnessError, so the CLI still prints one line.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from harness.errors import HarnessError
+
+
+def _worker_threads(jobs: int) -> int:
+    from harness.postprocess import available_cpus
+
+    return max(1, available_cpus() // jobs)
+
+
+def _run_job(args):
+    spec, seed, opts, threads = args
+    import torch
+
+    from harness.runner import run_one
+
+    torch.set_num_threads(threads)
+    try:
+        return "ok", run_one(spec, seed, opts)
+    except HarnessError as exc:
+        # HarnessError subclasses take structured arguments and do not unpickle: send the text.
+        return "error", str(exc)
+
+
+def run_parallel(work: list[tuple[str, int]], opts, jobs: int) -> list:
+    """run_one(spec, seed, opts) for each (spec, seed) in `work`, `jobs` at a time, in order."""
+    threads = _worker_threads(jobs)
+    tasks = [(spec, seed, opts, threads) for spec, seed in work]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes=min(jobs, len(tasks))) as pool:
+        answers = pool.map(_run_job, tasks, chunksize=1)
+    outcomes = []
+    for status, value in answers:
+        if status == "error":
+            raise HarnessError(value)
+        outcomes.append(value)
+    return outcomes

@@ -1,0 +1,199 @@
+"""The method × dataset × seed loop (DESIGN §1). It knows no method: everything method-specific
+sits behind `Segmenter.fit / prepare_eval / predict` and the method's config.
+
+One run = one (method spec, dataset, seed): resolve the config; skip when the store already
+holds it under the same config hash; else seed, build the segmenter, `fit` on the train split
+(unless `method.finetune` is False), then for each eval split predict once per batch and
+evaluate every τ (and +crf) from that one pass; write samples.csv, config.json, model.pt
+(optional) and metrics.json last.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from harness import store
+from harness.config import ResolvedConfig, load_run_config
+from harness.errors import DataError
+from harness.run_record import config_record, timing_line
+from harness.run_eval import evaluate_split, settings_for
+
+
+@dataclass
+class RunOptions:
+    """Everything about a run that is not the method spec or the seed."""
+
+    dataset: str = "synthref"
+    profile: str = "full"
+    splits: Optional[list[str]] = None     # None: the dataset's eval splits
+    taus: list[float] = field(default_factory=lambda: [0.5])
+    crf: bool = False
+    overrides: list[str] = field(default_factory=list)
+    out: Path = Path("results/runs")
+    data_root: Optional[Path] = None
+    image_root: Optional[Path] = None
+    split_by: Optional[str] = None
+    limit: Optional[int] = None            # cap on eval expressions per split (a quick look)
+    config_path: Optional[Path] = None
+    resume: bool = False                   # passed to fit as train_cfg["resume"]
+    crf_workers: Optional[int] = None      # None: one per CPU
+    progress: bool = True
+    command: Optional[list[str]] = None    # the command line, recorded in config.json
+
+
+@dataclass
+class RunOutcome:
+    spec: str
+    dataset: str
+    seed: int
+    run_dir: Path
+    status: str                            # "done" (computed now) or "skipped" (already stored)
+    metrics: dict
+
+
+def eval_splits_of(dataset: str) -> list[str]:
+    """The splits a dataset is evaluated on (every split but train)."""
+    from harness.data.datasets import DATASETS
+
+    entry = DATASETS[dataset]
+    splits = entry["splits"] if isinstance(entry, dict) else entry.splits
+    return [split for split in splits if split != "train"]
+
+
+def resolve(spec: str, opts: RunOptions) -> ResolvedConfig:
+    return load_run_config(spec, opts.dataset, opts.profile, opts.overrides,
+                           config_path=opts.config_path, limit=opts.limit)
+
+
+def _wanted(opts: RunOptions, previous: Optional[dict], config_hash: str):
+    """(splits, taus, crf) to compute: what was asked, plus what a stored run of the same hash
+    already holds, so that runs asking for different settings never undo each other."""
+    from harness.protocol import parse_setting
+
+    splits = list(opts.splits or eval_splits_of(opts.dataset))
+    taus, crf = [float(t) for t in opts.taus], bool(opts.crf)
+    if previous is not None and previous.get("config_hash") == config_hash:
+        for split, by_setting in previous.get("splits", {}).items():
+            if split not in splits:
+                splits.append(split)
+            for setting in by_setting:
+                tau, with_crf = parse_setting(setting)
+                crf = crf or with_crf
+                if all(abs(tau - t) > 1e-9 for t in taus):
+                    taus.append(tau)
+    return splits, sorted(taus), crf
+
+
+def run_one(spec: str, seed: int, opts: RunOptions,
+            resolved: Optional[ResolvedConfig] = None) -> RunOutcome:
+    """Compute (or skip) one method spec × seed on `opts.dataset` and store it."""
+    resolved = resolved or resolve(spec, opts)
+    folder = store.run_dir(opts.out, opts.dataset, resolved.spec, seed)
+    asked_splits = list(opts.splits or eval_splits_of(opts.dataset))
+    asked_settings = settings_for(opts.taus, opts.crf)
+    if store.is_done(folder, resolved.config_hash, asked_splits, asked_settings):
+        print(f"skip {opts.dataset}/{resolved.spec}/seed{seed} (done)", flush=True)
+        return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
+                          store.read_metrics(folder))
+    splits, taus, crf = _wanted(opts, store.read_metrics(folder), resolved.config_hash)
+    store.begin_run(folder)
+    started = time.time()
+    segmenter, train_log, timings = _build_and_fit(resolved, seed, opts)
+    results, records = {}, []
+    for split in splits:
+        results[split], split_records = evaluate_split(
+            segmenter, _open(opts, split, limit=opts.limit), resolved.cfg, taus, crf,
+            crf_workers=opts.crf_workers, timings=timings, progress=opts.progress)
+        records.extend(split_records)
+    metrics = store.metrics_document(resolved.spec, opts.dataset, seed,
+                                     resolved.config_hash, results)
+    _write_run(folder, resolved, seed, opts, segmenter, records, metrics,
+               dict(train_log=train_log, timings=timings, started=started))
+    print(timing_line(f"{opts.dataset}/{resolved.spec}/seed{seed}", timings), flush=True)
+    return RunOutcome(resolved.spec, opts.dataset, seed, folder, "done", metrics)
+
+
+def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
+    from harness.data.datasets import open_split
+
+    dataset = open_split(opts.dataset, split, data_root=opts.data_root,
+                         image_root=opts.image_root, split_by=opts.split_by)
+    return dataset.subset(limit) if limit is not None else dataset
+
+
+def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
+    """Seed, build the segmenter from the registry, and fit it unless the config says not to."""
+    from harness import distributed
+    from harness.paths import cache_dir
+    from harness.registry import segmenter_class
+    from harness.seeding import seed_everything
+    from harness.segmenter import RunEnv
+
+    seed_everything(seed)
+    method_cfg = resolved.cfg["method"]
+    train_split = None
+    timings = {"fit": 0.0, "predict": 0.0, "crf": 0.0, "metrics": 0.0}
+    if method_cfg.get("finetune", True):
+        train_split = _open(opts, "train")
+    data_root = train_split.root if train_split is not None else _open(
+        opts, (opts.splits or eval_splits_of(opts.dataset))[0]).root
+    env = RunEnv(dataset=opts.dataset, data_root=Path(data_root), cache_dir=cache_dir(),
+                 device=distributed.device(), progress=opts.progress)
+    segmenter = segmenter_class(resolved.method)(method_cfg, env)
+    train_log = {}
+    if train_split is not None:
+        train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume))
+        tick = time.perf_counter()
+        train_log = segmenter.fit(train_split, train_cfg, seed, opts.progress) or {}
+        timings["fit"] = time.perf_counter() - tick
+    return segmenter, train_log, timings
+
+
+def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptions, segmenter,
+               records: list[dict], metrics: dict, extra: dict) -> None:
+    """samples.csv, config.json, model.pt (optional), then metrics.json — the completion mark."""
+    from harness import distributed
+
+    if not distributed.is_main():
+        return
+    store.write_samples_atomic(folder / store.SAMPLES_FILE, records)
+    runtime = resolved.cfg.get("runtime", {})
+    if runtime.get("save_checkpoint") or resolved.cfg["method"].get("save_checkpoint"):
+        store.save_checkpoint_atomic(folder / store.CHECKPOINT_FILE, segmenter.state_dict())
+    record = config_record(resolved, seed, opts, extra["train_log"], extra["timings"],
+                           extra["started"])
+    store.write_json_atomic(folder / store.CONFIG_FILE, record)
+    store.write_metrics_atomic(folder / store.METRICS_FILE, metrics)
+
+
+def check_data_root(opts: RunOptions) -> None:
+    """A user-given data root that does not exist is named before any work starts."""
+    for flag, path in (("--data-root", opts.data_root), ("--image-root", opts.image_root)):
+        if path is not None and not Path(path).is_dir():
+            raise DataError(path, f"{flag}: folder not found")
+
+
+def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
+             jobs: int = 1) -> list[RunOutcome]:
+    """Every spec × seed on `opts.dataset`; configs are resolved first so mistakes surface early."""
+    from harness.registry import segmenter_class
+
+    check_data_root(opts)
+    resolved = {}
+    for spec in specs:
+        resolved[spec] = resolve(spec, opts)
+        segmenter_class(resolved[spec].method)
+    work = [(spec, int(seed)) for spec in resolved for seed in seeds]
+    if jobs > 1 and len(work) > 1:
+        from harness.run_parallel import run_parallel
+
+        return run_parallel(work, opts, jobs)
+    return [run_one(spec, seed, opts, resolved[spec]) for spec, seed in work]
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name] + sys.argv[1:]
