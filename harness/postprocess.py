@@ -81,8 +81,9 @@ def _checked_inputs(image, prob) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"DenseCRF needs a uint8 [H, W, 3] image, got {image.dtype} {image.shape}")
     if prob.shape != image.shape[:2]:
         raise ValueError(f"probability map {prob.shape} does not match the image {image.shape[:2]}")
-    # pydensecrf reads the raw buffer: a view with strides would be read as garbage.
-    return np.ascontiguousarray(image), np.clip(prob, 0.0, 1.0)
+    # pydensecrf takes a writable C-contiguous buffer: arrays read from PIL are read-only, and a
+    # strided view (e.g. a BGR→RGB flip) would be read as garbage.
+    return np.require(image, requirements=["C", "W"]), np.clip(prob, 0.0, 1.0)
 
 
 def _crf_task(args) -> np.ndarray:

@@ -75,6 +75,9 @@ def test_bad_inputs_are_refused():
     # a non-contiguous view (e.g. BGR→RGB flip) is handled, not read as garbage
     flipped = image[..., ::-1]
     assert np.allclose(dense_crf(flipped, score), dense_crf(np.ascontiguousarray(flipped), score))
+    read_only = image.copy()
+    read_only.flags.writeable = False                      # as np.asarray(PIL image) gives
+    assert np.array_equal(dense_crf(read_only, score), dense_crf(image, score))
     with pytest.raises(ConfigError, match="workers"):
         CRFPool(workers=0)
 
