@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
@@ -184,6 +185,14 @@ class AnnotationMasks:
         height, width = int(image["height"]), int(image["width"])
         rle = segmentation_rle(ann.get("segmentation"), height, width,
                                where=f"annotation {ann['id']} in {self.instances_file}")
+        return decode_rle(rle)
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """bool [H, W] from a compressed RLE."""
+    with warnings.catch_warnings():
+        # pycocotools' Cython decode trips numpy 2's copy-keyword deprecation; harmless.
+        warnings.simplefilter("ignore", DeprecationWarning)
         return coco_mask.decode(rle).astype(bool)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from harness.data.refer import decode_rle
+
 IMAGE_SIZE = 64
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 COLOURS = {"red": (215, 45, 45), "green": (45, 165, 65), "blue": (45, 85, 215),
@@ -121,7 +123,7 @@ def rasterise(polygons: list[Polygon], size: int = IMAGE_SIZE) -> np.ndarray:
     flat = coco_polygons(polygons)
     if not flat:
         return np.zeros((size, size), dtype=bool)
-    return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(flat, size, size))).astype(bool)
+    return decode_rle(coco_mask.merge(coco_mask.frPyObjects(flat, size, size)))
 
 
 def coco_polygons(polygons: list[Polygon]) -> list[list[float]]:

@@ -1,0 +1,104 @@
+"""harness/data/phrasecut.py on fixtures in both file formats, with `limit` and image sizes from
+the image header or image_data.json."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.data.datasets import dataset_present, open_split
+from harness.data.phrasecut import load_phrasecut
+from harness.data.types import MaskAccessError
+from harness.errors import DataError
+
+TASKS = [  # image 11 is 20 high × 24 wide, image 12 is 10 × 12
+    {"task_id": "11__1", "image_id": 11, "phrase": "two boxes",
+     "Polygons": [[[[1, 1], [5, 1], [5, 4], [1, 4]]], [[[10, 10], [12, 10], [12, 12], [10, 12]]]]},
+    {"task_id": "11__2", "image_id": 11, "phrase": "triangle", "Polygons": [[[[0, 15], [6, 15], [0, 19]]]]},
+    {"task_id": "12__1", "image_id": 12, "phrase": "bar", "Polygons": [[[[0, 0], [11, 0], [11, 1], [0, 1]]]]},
+]
+
+
+def write_images(root: Path) -> None:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (24, 20), (1, 2, 3)).save(root / "images" / "11.jpg")
+    Image.new("RGB", (12, 10), (4, 5, 6)).save(root / "images" / "12.jpg")
+
+
+def expected_masks() -> list[np.ndarray]:
+    """PIL's outline+fill includes boundary pixels: x 1..5, y 1..4 is 5 × 4 pixels."""
+    first = np.zeros((20, 24), dtype=bool)
+    first[1:5, 1:6] = True
+    first[10:13, 10:13] = True
+    bar = np.zeros((10, 12), dtype=bool)
+    bar[0:2, :] = True
+    return [first, None, bar]
+
+
+def test_list_format_masks_sizes_and_objects(tmp_path):
+    write_images(tmp_path)
+    (tmp_path / "refer_val.json").write_text(json.dumps(TASKS))
+    val = load_phrasecut(tmp_path, "val")
+    assert [s.sample_id for s in val.samples] == ["11__1", "11__2", "12__1"]
+    assert [(s.height, s.width) for s in val.samples] == [(20, 24), (20, 24), (10, 12)]
+    assert val.samples[2].text == "bar" and val.samples[2].image_path == tmp_path / "images" / "12.jpg"
+    first, _, bar = expected_masks()
+    assert np.array_equal(val.mask(0), first) and np.array_equal(val.mask(2), bar)
+    triangle = val.mask(1)
+    assert triangle[15, 0] and triangle[19, 0] and triangle[15, 6] and not triangle[19, 6]
+    assert np.array_equal(val.objects_mask(0), first | triangle)
+    assert val.image(0).shape == (20, 24, 3)
+
+
+def test_ris_format_matches_list_format_and_limit(tmp_path):
+    write_images(tmp_path)
+    ris = {t["task_id"]: {"phrase": t["phrase"], "Polygons": t["Polygons"]} for t in TASKS}
+    (tmp_path / "refer_val_ris.json").write_text(json.dumps(ris))
+    val = load_phrasecut(tmp_path, "val")
+    assert [s.image_id for s in val.samples] == [11, 11, 12]
+    assert np.array_equal(val.mask(2), expected_masks()[2])
+    limited = load_phrasecut(tmp_path, "val", limit=2)
+    assert [s.sample_id for s in limited.samples] == ["11__1", "11__2"]
+    # objects_mask of a limited split covers only the tasks kept
+    assert np.array_equal(limited.objects_mask(0), limited.mask(0) | limited.mask(1))
+
+
+def test_image_data_json_gives_sizes_without_images_and_train_has_no_masks(tmp_path):
+    (tmp_path / "refer_train.json").write_text(json.dumps(TASKS))
+    (tmp_path / "image_data.json").write_text(json.dumps(
+        [{"image_id": 11, "height": 40, "width": 50}, {"image_id": 12, "height": 7, "width": 9}]))
+    train = load_phrasecut(tmp_path, "train")
+    assert [(s.height, s.width) for s in train.samples] == [(40, 50), (40, 50), (7, 9)]
+    with pytest.raises(MaskAccessError):
+        train.mask(0)
+
+
+def test_errors_name_the_file_and_task(tmp_path):
+    write_images(tmp_path)
+    (tmp_path / "refer_val.json").write_text(json.dumps(TASKS))
+    with pytest.raises(DataError, match=r"refer_test\.json.*refer_val\.json"):
+        load_phrasecut(tmp_path, "test")
+    bad = [dict(TASKS[0], Polygons=[[[[1, 1], [2, 2]]]])] + [dict(TASKS[1], Polygons=[[["x"]]])]
+    (tmp_path / "refer_miniv.json").write_text(json.dumps(bad))
+    miniv = load_phrasecut(tmp_path, "miniv")
+    with pytest.raises(DataError, match=r"task 11__1 in .*refer_miniv\.json.*2 points"):
+        miniv.mask(0)
+    with pytest.raises(DataError, match=r"task 11__2 .*malformed polygon"):
+        miniv.mask(1)
+    (tmp_path / "refer_miniv.json").write_text(json.dumps([{"task_id": "1__1", "phrase": "x"}]))
+    with pytest.raises(DataError, match="task 1__1 lacks image_id, Polygons"):
+        load_phrasecut(tmp_path, "miniv")
+    with pytest.raises(DataError, match=r"99\.jpg"):
+        (tmp_path / "refer_x.json").write_text(json.dumps([dict(TASKS[0], image_id=99)]))
+        load_phrasecut(tmp_path, "x")
+
+
+def test_open_split_finds_phrasecut_in_a_shared_root(tmp_path):
+    folder = tmp_path / "phrasecut"
+    write_images(folder)
+    (folder / "refer_val.json").write_text(json.dumps(TASKS))
+    assert dataset_present("phrasecut", tmp_path)
+    assert len(open_split("phrasecut", "val", data_root=tmp_path, limit=1)) == 1
+    assert len(open_split("phrasecut", "val", data_root=folder)) == 3
