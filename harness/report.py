@@ -14,6 +14,8 @@ from harness.store import iter_runs, read_config
 from harness.tables import render_table
 
 ENTITY_FIGURE = "entities.png"
+# config.json stores timings with sorted keys; show them in the order the stages run.
+STAGE_ORDER = ("pretrain", "fit", "predict", "crf", "metrics")
 
 
 def store_families(results_dir) -> list[str]:
@@ -55,6 +57,8 @@ def _run_rows(results_dir) -> tuple[list[list], list[str], dict]:
         records.append((metrics, config, timings))
         for package, version in config.get("versions", {}).items():
             versions.setdefault(package, set()).add(str(version))
+    rank = {stage: i for i, stage in enumerate(STAGE_ORDER)}
+    stages.sort(key=lambda s: (rank.get(s, len(rank)), s))
     rows = [[m["dataset"], m["method"], m["seed"], m.get("config_hash", "–"),
              c.get("profile", "–"), (c.get("git_revision") or "–")[:10]]
             + [f"{t[s]:.1f}" if s in t else "–" for s in stages] for m, c, t in records]

@@ -76,7 +76,8 @@ def paper_csv_path(file_name: str) -> Path:
     return REPO_ROOT / "results" / "paper" / file_name
 
 
-def _family_dataset(spec: dict, dataset: str, family: str) -> str:
+def family_dataset(spec: dict, dataset: str, family: str) -> str:
+    """A dataset name of the spec (embedded family) as named in `family`."""
     if family not in FAMILIES:
         raise UnknownNameError("dataset family", family, FAMILIES)
     if family == "synthref":
@@ -97,7 +98,7 @@ def cell_key(spec: dict, row: dict, column: dict, family: str) -> dict:
         raise ConfigError(f"{spec['path']}: row {row.get('key')!r} × column {column.get('key')!r}"
                           f" leaves {missing} unset; set them in the row, column or at top level")
     key = {f: merged[f] for f in CELL_FIELDS}
-    key["dataset"] = _family_dataset(spec, key["dataset"], family)
+    key["dataset"] = family_dataset(spec, key["dataset"], family)
     return key
 
 
@@ -120,7 +121,7 @@ def _table_runs(spec: dict, family: str) -> list[dict]:
         if uncovered:
             raise ConfigError(f"{spec['path']}: run {method!r} (taus={taus}, crf={crf}) does not "
                               f"make the setting(s) {sorted(set(uncovered))} its rows read")
-        datasets = [_family_dataset(spec, d, family) for d in run.get("datasets", [])]
+        datasets = [family_dataset(spec, d, family) for d in run.get("datasets", [])]
         datasets = datasets or list(dict.fromkeys(c["dataset"] for c in mine))
         for dataset in datasets:
             splits = run.get("splits") or [c["split"] for c in mine if c["dataset"] == dataset]

@@ -82,8 +82,8 @@ def column_label(column: dict, spec: dict, family: str) -> str:
     if "label" in column:
         return column["label"]
     if "dataset" in column:
-        dataset = table_specs.cell_key(spec, {"method": "", "setting": ""}, column, family)
-        return f"{dataset['dataset']} {column.get('split', spec.get('split', ''))}".strip()
+        dataset = table_specs.family_dataset(spec, column["dataset"], family)
+        return f"{dataset} {column.get('split', spec.get('split', ''))}".strip()
     return _key(column)
 
 
