@@ -42,7 +42,7 @@ def uncompressed_rle(mask: np.ndarray) -> dict:
     return {"size": list(mask.shape), "counts": counts}
 
 
-def write_fixture(root: Path, dataset="refcoco", split_by="unc", train_segmentation=()):
+def write_fixture(root: Path, dataset="refcoco", split_by="unc", train_segmentation=None):
     """Image 1: polygon (ann 1) + compressed RLE (ann 2); image 2: uncompressed RLE (ann 3) and
     a train annotation (ann 4) whose segmentation is broken on purpose."""
     images_dir = root / "images" / "mscoco" / "images" / "train2014"
@@ -58,7 +58,7 @@ def write_fixture(root: Path, dataset="refcoco", split_by="unc", train_segmentat
                 {"id": 2, "image_id": 1, "category_id": 1,
                  "segmentation": {"size": [H1, W1], "counts": compressed["counts"].decode()}},
                 {"id": 3, "image_id": 2, "category_id": 1, "segmentation": uncompressed_rle(blob(H2, W2, 2))},
-                {"id": 4, "image_id": 2, "category_id": 1, "segmentation": list(train_segmentation)}],
+                {"id": 4, "image_id": 2, "category_id": 1, "segmentation": train_segmentation or []}],
             "categories": [{"id": 1, "name": "thing"}]}
     (root / dataset / "instances.json").write_text(json.dumps(coco))
     sent = lambda i, t: {"sent_id": i, "sent": t, "tokens": t.split()}  # noqa: E731
@@ -91,7 +91,7 @@ def test_val_samples_and_masks_from_polygon_and_compressed_rle(tmp_path):
 
 
 def test_uncompressed_rle_and_objects_union(tmp_path):
-    write_fixture(tmp_path, train_segmentation=[[0, 0, 4, 0, 4, 4, 0, 4]])
+    write_fixture(tmp_path, train_segmentation=[[0, 0, 4, 0, 4, 4, 0, 4], [9, 9, 12, 9]])  # 2nd: zero area
     test_a = load_refer(tmp_path, "refcoco", "testA")
     assert np.array_equal(test_a.mask(0), blob(H2, W2, 2))
     corner = np.zeros((H2, W2), dtype=bool)
@@ -109,8 +109,9 @@ def test_train_split_exposes_no_mask_and_decodes_none(tmp_path):
         train.objects_mask(0)
 
 
-@pytest.mark.parametrize("segmentation, words", [([], "empty polygon"), ([[1, 2, 3, 4]], "malformed polygon"),
-                                                 ([[1, 2, 3, 4, 5]], "malformed polygon")])
+@pytest.mark.parametrize("segmentation, words", [([], "empty polygon"), ([[1, 2, 3, 4]], "3 or more points"),
+                                                 ([[0, 0, 4, 0, 4, 4], [1, 2, 3, 4, 5]], "malformed polygon"),
+                                                 ({"counts": "x"}, "neither a polygon list nor an RLE")])
 def test_bad_polygon_raises_when_decoded_naming_ann_and_file(tmp_path, segmentation, words):
     write_fixture(tmp_path, train_segmentation=segmentation)
     test_a = load_refer(tmp_path, "refcoco", "testA")   # loads: ann 4 is not decoded yet

@@ -202,11 +202,15 @@ def segmentation_rle(segm, height: int, width: int, where: str) -> dict:
         if not segm:
             raise DataError(where, "empty polygon list")
         for poly in segm:
-            if (not isinstance(poly, (list, tuple)) or len(poly) < 6 or len(poly) % 2
+            if (not isinstance(poly, (list, tuple)) or len(poly) % 2
                     or not all(isinstance(v, (int, float)) for v in poly)):
-                raise DataError(where, "malformed polygon: expected a flat list of ≥ 3 x, y pairs, "
+                raise DataError(where, f"malformed polygon: expected a flat list of x, y pairs, "
                                        f"got {str(poly)[:60]}")
-        return coco_mask.merge(coco_mask.frPyObjects(segm, height, width))
+        # COCO holds a few zero-area polygons (< 3 points); like detectron2, skip them.
+        polygons = [poly for poly in segm if len(poly) >= 6]
+        if not polygons:
+            raise DataError(where, "malformed polygon: no polygon has 3 or more points")
+        return coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
     if isinstance(segm, dict) and "counts" in segm and "size" in segm:
         if list(segm["size"]) != [height, width]:
             raise DataError(where, f"RLE size {list(segm['size'])} differs from the image's "
