@@ -66,6 +66,9 @@ def paper_figure(paper: pd.DataFrame, row_match, column: str, where: str) -> flo
     match = row_match if isinstance(row_match, dict) else {paper.columns[0]: row_match}
     selected = paper
     for name, value in match.items():
+        if name not in paper.columns:
+            raise ConfigError(f"{where}: paper row filter on {name!r}, which the paper CSV lacks; "
+                              f"its columns: {list(paper.columns)}")
         selected = selected[selected[name].astype(str) == str(value)]
     if len(selected) != 1 or column not in paper.columns:
         raise ConfigError(f"{where}: paper row {row_match!r} / column {column!r} matches "
@@ -178,6 +181,8 @@ def _notes(data: TableData, paper: bool) -> list[str]:
 
 
 def _paper_only(data: TableData, fmt: str) -> str:
+    if "paper_csv" not in data.spec:
+        return "(this table has no paper figures)"
     paper = load_paper_table(data.spec["paper_csv"])
     tablefmt = "pipe" if fmt == "markdown" else "latex"
     return tabulate(paper.values.tolist(), headers=list(paper.columns), tablefmt=tablefmt,

@@ -185,3 +185,22 @@ def test_every_table_spec_loads_and_finds_its_paper_figures(tmp_path):
             assert any(cell.paper is not None for cell in data.cells.values()), name
     t3 = table_data("T3", tmp_path)
     assert t3.cells[("G6x2", "mIoU")].paper == 34.76 and t3.cells[("min", "cIoU")].paper == 0.16
+
+
+def test_adding_a_table_is_adding_a_config(tmp_path, monkeypatch):
+    specs = tmp_path / "tables"
+    specs.mkdir()
+    (specs / "T2.py").write_text(
+        'title = "Table 2 — ablations"\npaper_csv = "T2.csv"\n'
+        'dataset = "synthref"\nsplit = "val"\nsetting = "tau=0.50"\n'
+        'rows = [dict(key="full", method="sag", paper="full model"),\n'
+        '        dict(key="no_recon", method="sag@no_recon", paper="without the reconstruction loss")]\n'
+        'columns = [dict(key=m, metric=m, paper=m) for m in ["cIoU", "mIoU"]]\n'
+        'runs = [dict(method="sag"), dict(method="sag@no_recon", seeds=[0])]\n')
+    monkeypatch.setattr(table_specs, "tables_dir", lambda: specs)
+    assert table_specs.table_names() == ["T2"]
+    write_metrics(tmp_path / "runs", "synthref", "sag@no_recon", 0, {"val": {"tau=0.50": 20.0}})
+    data = table_data("T2", tmp_path / "runs")
+    assert data.cells[("no_recon", "mIoU")].paper == 21.84
+    assert data.cells[("no_recon", "cIoU")].mean == 20.0
+    assert [run["method"] for run, _ in data.missing] == ["sag"]
