@@ -7,7 +7,6 @@ here trains or predicts. Which cells a table has comes from its spec (harness/ta
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
