@@ -56,12 +56,17 @@ class RunOutcome:
 
 
 def eval_splits_of(dataset: str) -> list[str]:
-    """The splits a dataset is evaluated on (every split but train)."""
-    from harness.data.datasets import DATASETS
+    """The splits a dataset is reported on by default (the papers' splits)."""
+    from harness.data.datasets import dataset_info
 
-    entry = DATASETS[dataset]
-    splits = entry["splits"] if isinstance(entry, dict) else entry.splits
-    return [split for split in splits if split != "train"]
+    return list(dataset_info(dataset).eval_splits)
+
+
+def evaluable_splits_of(dataset: str) -> list[str]:
+    """Every split with masks that `--splits` may name (all but train)."""
+    from harness.data.datasets import dataset_info
+
+    return [split for split in dataset_info(dataset).splits if split != "train"]
 
 
 def resolve(spec: str, opts: RunOptions) -> ResolvedConfig:
@@ -120,9 +125,8 @@ def run_one(spec: str, seed: int, opts: RunOptions,
 def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
     from harness.data.datasets import open_split
 
-    dataset = open_split(opts.dataset, split, data_root=opts.data_root,
-                         image_root=opts.image_root, split_by=opts.split_by)
-    return dataset.subset(limit) if limit is not None else dataset
+    return open_split(opts.dataset, split, data_root=opts.data_root, image_root=opts.image_root,
+                      split_by=opts.split_by, limit=limit)
 
 
 def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):

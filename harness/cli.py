@@ -1,0 +1,134 @@
+"""`python -m harness ...` (DESIGN §10): argparse, validation, and the one-line error contract.
+
+A user mistake (any HarnessError) prints `error: <message>` on stderr and exits 2 (the traceback
+only with --debug); argparse mistakes exit 2 as well; anything else is a bug: traceback, exit 1.
+Command handlers import their modules lazily, so `list` works with whatever parts exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Optional, Sequence
+
+from harness.errors import HarnessError
+
+DEFAULT_METHODS = "sag,maskclip"
+DEFAULT_RESULTS = "results/runs"
+
+
+def _debug_parent(suppress: bool) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    # Subcommands must not reset a --debug given before the subcommand, hence SUPPRESS there.
+    parent.add_argument("--debug", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="show the traceback of errors")
+    return parent
+
+
+def _add_run(sub, parents) -> None:
+    run = sub.add_parser("run", parents=parents, help="train and evaluate methods × seeds")
+    run.add_argument("--methods", default=DEFAULT_METHODS,
+                     help="comma-separated method specs, NAME or NAME@VARIANT")
+    run.add_argument("--dataset", default="synthref")
+    run.add_argument("--data-root", default=None)
+    run.add_argument("--image-root", default=None)
+    run.add_argument("--split-by", default=None, help="REFER split (unc, umd, google)")
+    run.add_argument("--splits", default=None, help="comma-separated; default: the eval splits")
+    run.add_argument("--seeds", default="0,1,2")
+    run.add_argument("--profile", default=None, help="smoke, ci or full (default full)")
+    run.add_argument("--table", default=None, help="make every run a table needs (A2, A3, A4)")
+    run.add_argument("--taus", default="0.5", help="comma-separated thresholds in (0, 1)")
+    run.add_argument("--crf", action="store_true", help="also evaluate the +crf settings")
+    run.add_argument("--set", dest="overrides", action="append", default=[], nargs="+",
+                     metavar="KEY=VALUE", help="config override, e.g. train.epochs=3")
+    run.add_argument("--out", default=DEFAULT_RESULTS)
+    run.add_argument("--config", default=None, help="config file instead of configs/<method>.py")
+    run.add_argument("--limit", type=int, default=None, help="first N expressions of each split")
+    run.add_argument("--jobs", type=int, default=1, help="parallel method × seed processes")
+    run.add_argument("--crf-workers", type=int, default=None, help="DenseCRF processes")
+    run.add_argument("--resume", action="store_true", help="resume fit from its checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_readers(sub, parents) -> None:
+    table = sub.add_parser("table", parents=parents, help="render a paper table from the store")
+    table.add_argument("name")
+    table.add_argument("--results", default=DEFAULT_RESULTS)
+    table.add_argument("--format", default="markdown",
+                       choices=["markdown", "csv", "latex", "json"])
+    table.add_argument("--paper", action="store_true", help="show the paper's figures beside")
+
+    score = sub.add_parser("score", parents=parents, help="score prediction PNGs of any tool")
+    score.add_argument("--dataset", required=True)
+    score.add_argument("--data-root", required=True)
+    score.add_argument("--image-root", default=None)
+    score.add_argument("--split-by", default=None)
+    score.add_argument("--split", required=True)
+    score.add_argument("--predictions", required=True)
+    score.add_argument("--tau", default="0.5")
+    score.add_argument("--crf", action="store_true")
+    score.add_argument("--limit", type=int, default=None)
+    score.add_argument("--json", default=None, help="also write the result to this JSON file")
+
+    check = sub.add_parser("check", parents=parents, help="compare the store to a reference")
+    check.add_argument("--results", default=DEFAULT_RESULTS)
+    check.add_argument("--reference", default="configs/reference/ci.json")
+    check.add_argument("--tolerance", type=float, default=0.5)
+    check.add_argument("--update", action="store_true")
+
+    figure = sub.add_parser("figure", parents=parents, help="qualitative figures")
+    figure.add_argument("kind", choices=["entities"])
+    figure.add_argument("--method", default="sag")
+    figure.add_argument("--dataset", default="synthref")
+    figure.add_argument("--data-root", default=None)
+    figure.add_argument("--results", default=DEFAULT_RESULTS)
+    figure.add_argument("--n", type=int, default=8)
+    figure.add_argument("--out", default="entities.png")
+
+    report = sub.add_parser("report", parents=parents, help="one Markdown report of the store")
+    report.add_argument("--results", default=DEFAULT_RESULTS)
+    report.add_argument("--out", default="report.md")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", parents=[_debug_parent(False)],
+                                     description="weakly supervised referring segmentation harness")
+    parents = [_debug_parent(True)]
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", parents=parents, help="methods, datasets and tables")
+    data = sub.add_parser("data", parents=parents, help="generate the embedded benchmark")
+    data.add_argument("kind", choices=["synthref"])
+    data.add_argument("--variant", default="synthref",
+                      choices=["synthref", "synthref+", "synthrefg"])
+    data.add_argument("--out", default=None, help="folder (default: the cache)")
+    data.add_argument("--seed", type=int, default=0)
+    _add_run(sub, parents)
+    _add_readers(sub, parents)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; the exit status (0 ok, 1 internal failure, 2 user mistake)."""
+    from harness import cli_commands
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return int(cli_commands.HANDLERS[args.command](args) or 0)
+    except HarnessError as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split())  # one line, always
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug: the full traceback
+        traceback.print_exc()
+        return 1

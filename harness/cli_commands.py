@@ -1,0 +1,287 @@
+"""The handlers of `python -m harness` commands: validate flags, call the owning module, print.
+
+Each handler takes the parsed argparse namespace and returns the exit status. Modules are
+imported inside the handlers so that one missing part does not break the other commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import ConfigError, DataError, UnknownNameError
+
+
+# ----------------------------------------------------------------------------------- validation
+
+def comma_list(text: str, flag: str) -> list[str]:
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"{flag} {text!r}: expected a comma-separated list")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(item) for item in comma_list(text, "--seeds")]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def parse_taus(text: str) -> list[float]:
+    from harness.protocol import check_tau
+
+    taus = [check_tau(item) for item in comma_list(text, "--taus")]
+    return sorted(set(taus))
+
+
+def check_dataset(name: str) -> None:
+    from harness.data.datasets import DATASETS
+
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, DATASETS)
+
+
+def check_data_root(dataset: str, data_root) -> None:
+    """Real datasets need --data-root; a given root must exist."""
+    from harness.data.datasets import is_synthetic
+
+    if data_root is None:
+        if not is_synthetic(dataset):
+            raise ConfigError(f"--data-root: required for the real dataset {dataset!r} "
+                              f"(the folder holding {dataset}/ and images/)")
+        return
+    if not Path(data_root).is_dir():
+        raise DataError(data_root, "--data-root: folder not found")
+
+
+def check_splits(dataset: str, splits: list[str]) -> None:
+    from harness.runner import evaluable_splits_of
+
+    known = evaluable_splits_of(dataset)
+    for split in splits:
+        if split not in known:
+            raise UnknownNameError(f"split of {dataset}", split, known)
+
+
+def check_methods(specs: list[str]) -> None:
+    from harness.config import split_method_spec
+    from harness.registry import method_names
+
+    known = method_names()
+    for spec in specs:
+        name, _ = split_method_spec(spec)
+        if name not in known:
+            raise UnknownNameError("method", name, known)
+
+
+def check_table(name: str) -> None:
+    from harness.table_specs import table_names
+
+    if name not in table_names():
+        raise UnknownNameError("table", name, table_names())
+
+
+# --------------------------------------------------------------------------------------- list
+
+def cmd_list(args) -> int:
+    print("methods:")
+    for name, location in _method_rows():
+        print(f"  {name:<12} {location}")
+    print("datasets:")
+    from harness.data.datasets import DATASETS, dataset_present
+
+    for name in DATASETS:
+        present = "present" if dataset_present(name, None) else "absent"
+        print(f"  {name:<12} {present}")
+    print("tables:")
+    try:
+        from harness.table_specs import table_names
+    except ImportError as exc:
+        print(f"  (table specs not available: {exc})")
+    else:
+        for name in table_names():
+            print(f"  {name}")
+    return 0
+
+
+def _method_rows() -> list[tuple[str, str]]:
+    """(name, module/path.py:Class); a method module that fails to import is shown as such."""
+    import importlib
+
+    from harness import registry
+
+    broken = []
+    for module in registry.METHOD_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            broken.append((module, f"(not importable: {exc})"))
+    if not broken:
+        return [(name, registry.where(name)) for name in registry.method_names()]
+    rows = [(name, _location(registry.SEGMENTERS.get(name)))
+            for name in sorted(registry.SEGMENTERS.module_dict)]
+    return rows + broken
+
+
+def _location(cls) -> str:
+    import inspect
+
+    from harness.paths import REPO_ROOT
+
+    path = Path(inspect.getfile(cls)).resolve()
+    try:
+        path = path.relative_to(REPO_ROOT)
+    except ValueError:
+        pass
+    return f"{path}:{cls.__name__}"
+
+
+# ---------------------------------------------------------------------------------------- data
+
+def cmd_data(args) -> int:
+    from harness.data.synthref import ensure_synthref, write_synthref
+
+    if args.out is not None:
+        root = write_synthref(Path(args.out), variant=args.variant, seed=args.seed)
+    else:
+        root = ensure_synthref(args.variant, seed=args.seed)
+    print(root)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- run
+
+def run_options(args, dataset: str, splits, taus, crf, profile):
+    from harness.runner import RunOptions, command_line
+
+    return RunOptions(
+        dataset=dataset, profile=profile, splits=splits, taus=taus, crf=crf,
+        overrides=[item for group in args.overrides for item in group],
+        out=Path(args.out), data_root=Path(args.data_root) if args.data_root else None,
+        image_root=Path(args.image_root) if args.image_root else None,
+        split_by=args.split_by, limit=args.limit,
+        config_path=Path(args.config) if args.config else None, resume=args.resume,
+        crf_workers=args.crf_workers, progress=not args.no_progress, command=command_line())
+
+
+def _check_counts(args) -> None:
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: expected an integer ≥ 1")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: expected an integer ≥ 1")
+    if args.crf_workers is not None and args.crf_workers < 1:
+        raise ConfigError(f"--crf-workers {args.crf_workers}: expected an integer ≥ 1")
+
+
+def cmd_run(args) -> int:
+    """`run`: one batch of runs from the flags, or every run a table needs (`--table`)."""
+    from harness.runner import run_many
+
+    _check_counts(args)
+    batches = _table_batches(args) if args.table else [_flag_batch(args)]
+    for specs, seeds, opts in batches:  # validate every batch before computing any
+        check_methods(specs)
+        check_dataset(opts.dataset)
+        check_data_root(opts.dataset, opts.data_root)
+        if opts.splits:
+            check_splits(opts.dataset, opts.splits)
+    outcomes = []
+    for specs, seeds, opts in batches:
+        outcomes += run_many(specs, seeds, opts, jobs=args.jobs)
+    computed = sum(outcome.status == "done" for outcome in outcomes)
+    print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, in {args.out}")
+    return 0
+
+
+def _flag_batch(args):
+    specs = comma_list(args.methods, "--methods")
+    seeds = parse_seeds(args.seeds)
+    splits = comma_list(args.splits, "--splits") if args.splits else None
+    opts = run_options(args, args.dataset, splits, parse_taus(args.taus), args.crf,
+                       args.profile or "full")
+    return specs, seeds, opts
+
+
+def _table_batches(args):
+    """(specs, seeds, options) per run a table needs; --profile/--seeds given explicitly win."""
+    from harness.table_specs import required_runs
+
+    check_table(args.table)
+    batches = []
+    for run in required_runs(args.table):
+        profile = args.profile or run.get("profile") or "full"
+        opts = run_options(args, run["dataset"], list(run.get("splits") or []) or None,
+                           [float(t) for t in run.get("taus") or [0.5]], bool(run.get("crf")),
+                           profile)
+        batches.append(([run["method"]], [int(s) for s in run.get("seeds", [0])], opts))
+    return batches
+
+
+# ------------------------------------------------------------------------------------ readers
+
+def cmd_table(args) -> int:
+    from harness.tables import render_table
+
+    check_table(args.name)
+    print(render_table(args.name, Path(args.results), fmt=args.format, paper=args.paper))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from harness.protocol import check_tau
+    from harness.score import format_score_table, score_predictions
+
+    check_dataset(args.dataset)
+    check_data_root(args.dataset, args.data_root)
+    if not Path(args.predictions).is_dir():
+        raise DataError(args.predictions, "--predictions: folder not found")
+    result = score_predictions(args.dataset, Path(args.data_root), args.split,
+                               Path(args.predictions), tau=check_tau(args.tau), crf=args.crf,
+                               image_root=args.image_root, split_by=args.split_by,
+                               limit=args.limit)
+    print(format_score_table(result))
+    if args.json:
+        from harness.store import write_json_atomic
+
+        write_json_atomic(Path(args.json), result)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from harness.check import run_check
+
+    return run_check(Path(args.results), Path(args.reference), args.tolerance, args.update)
+
+
+def cmd_figure(args) -> int:
+    from harness.figures import entity_figure
+
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: expected an integer ≥ 1")
+    check_dataset(args.dataset)
+    check_methods([args.method])
+    out = entity_figure(Path(args.results), method=args.method, dataset=args.dataset, n=args.n,
+                        out=Path(args.out),
+                        data_root=Path(args.data_root) if args.data_root else None)
+    print(out if out is not None else args.out)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.report import write_report
+
+    out = write_report(Path(args.results), Path(args.out))
+    print(out if out is not None else args.out)
+    return 0
+
+
+HANDLERS = {
+    "list": cmd_list,
+    "data": cmd_data,
+    "run": cmd_run,
+    "table": cmd_table,
+    "score": cmd_score,
+    "check": cmd_check,
+    "figure": cmd_figure,
+    "report": cmd_report,
+}
