@@ -1,0 +1,112 @@
+"""CLIP for MaskCLIP, TSEG and SaG: a real open_clip checkpoint, or the synthref stand-in.
+
+`build_clip(cfg, env) -> (model, tokenizer)`; `model` is an open_clip `CLIP` in eval mode and
+`tokenizer(list[str]) -> LongTensor [B, context_length]`. Images go in normalised with
+`model.visual.preprocess_cfg["mean"/"std"]` (OpenAI's for both paths; `clip_normalise` does it).
+
+cfg keys (the method config's CLIP section):
+    checkpoint  local weight file (open_clip `.pth`/`.bin`/`.safetensors`, or OpenAI's TorchScript
+                `.pt`). Given → real path; absent/None → the synthref stand-in. Nothing is downloaded.
+    name        open_clip architecture for the real path, e.g. "ViT-B-16" (default).
+    image_size  optional: build at this input size (positional embedding resized on load).
+    standin     overrides of `CLIP_STANDIN` below: the tiny model's open_clip config
+                (`embed_dim`, `vision_cfg`, `text_cfg`), and its pretraining (`steps`,
+                `batch_size`, `lr`, `weight_decay`, `warmup`, `seed`, `mean`, `std`).
+With no checkpoint and no `captions.json` under `env.data_root`: CheckpointError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import open_clip
+import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.model import set_model_preprocess_cfg
+from open_clip.transform import PreprocessCfg
+
+from harness.backbones.pretrain_cache import cached_pretrain
+from harness.backbones.standin_clip import train_clip_standin
+from harness.backbones.standin_training import load_standin_weights, merged, standin_seed
+from harness.backbones.state_dicts import (first_line, is_torchscript_archive, raise_on_mismatch,
+                                           read_state_dict, require_path, size_mismatches)
+from harness.errors import CheckpointError, UnknownNameError
+
+# The stand-in's architecture (an open_clip model config) and pretraining; ~60 s on 2 CPU cores.
+CLIP_STANDIN = dict(
+    embed_dim=128,
+    vision_cfg=dict(image_size=64, patch_size=8, width=128, layers=4, head_width=32),
+    text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=4, layers=3),
+    steps=300, batch_size=128, lr=5e-4, weight_decay=0.1, warmup=30, seed=0,
+    mean=list(OPENAI_DATASET_MEAN), std=list(OPENAI_DATASET_STD),
+)
+MODEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")
+
+
+def build_clip(cfg: dict, env):
+    """(open_clip CLIP in eval mode, tokenizer) from `cfg["checkpoint"]`, else the synthref stand-in."""
+    if cfg.get("checkpoint"):
+        return load_real_clip(cfg)
+    return build_standin_clip(cfg.get("standin"), env)
+
+
+def load_real_clip(cfg: dict):
+    """The open_clip architecture `cfg["name"]` with the weights of the local file `cfg["checkpoint"]`."""
+    name = cfg.get("name", "ViT-B-16")
+    path = require_path(cfg["checkpoint"], f"CLIP checkpoint for {name}")
+    if name not in open_clip.list_models():
+        raise UnknownNameError("open_clip architecture", name, open_clip.list_models())
+    extra = {"force_image_size": cfg["image_size"]} if cfg.get("image_size") else {}
+    # Built without weights, then loaded non-strictly so a mismatch can be reported key by key.
+    model = open_clip.create_model(name, pretrained=None, **extra)
+    try:
+        incompatible = open_clip.load_checkpoint(model, str(path), strict=False,
+                                                 weights_only=not is_torchscript_archive(path))
+    except Exception as exc:  # open_clip raises RuntimeError/KeyError/StopIteration for foreign files
+        raise CheckpointError(f"{path}: cannot be loaded as open_clip {name}: {first_line(exc)}; "
+                              f"{_mismatch_detail(path, model)}") from exc
+    raise_on_mismatch(path, f"open_clip {name}", incompatible.missing_keys, incompatible.unexpected_keys)
+    return model.eval(), open_clip.get_tokenizer(name)
+
+
+def _mismatch_detail(path, model) -> str:
+    """Why a file failed to load, read again only on this error path (it may be large)."""
+    try:
+        shapes = size_mismatches(model, read_state_dict(path))
+    except CheckpointError as exc:
+        return str(exc)
+    if not shapes:
+        return "expected a state dict of this architecture"
+    return f"{len(shapes)} size mismatches, e.g. " + "; ".join(shapes[:3])
+
+
+def standin_clip_model(standin: dict) -> open_clip.CLIP:
+    """A freshly initialised tiny CLIP from the stand-in's open_clip model config."""
+    model = open_clip.CLIP(**{k: standin[k] for k in MODEL_KEYS if k in standin})
+    preprocess = PreprocessCfg(size=standin["vision_cfg"]["image_size"], mean=tuple(standin["mean"]),
+                               std=tuple(standin["std"]))
+    set_model_preprocess_cfg(model, asdict(preprocess))
+    return model
+
+
+def build_standin_clip(standin_overrides: dict | None, env):
+    """The tiny CLIP pretrained on `env.data_root`'s captions (cached by config + captions hash)."""
+    standin = merged(CLIP_STANDIN, standin_overrides)
+    tokenizer = open_clip.SimpleTokenizer(context_length=standin["text_cfg"]["context_length"])
+
+    def pretrain(out_dir):
+        with standin_seed(int(standin["seed"])):
+            model = standin_clip_model(standin)
+            train_clip_standin(model, tokenizer, standin, env.data_root, out_dir, env.progress)
+
+    folder = cached_pretrain("clip", standin, env.data_root, env.cache_dir, pretrain)
+    model = load_standin_weights(folder, standin_clip_model(standin))
+    return model.eval(), tokenizer
+
+
+def clip_normalise(model, images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1], [B, 3, H, W] → normalised with the model's own mean/std."""
+    cfg = model.visual.preprocess_cfg
+    mean = torch.tensor(cfg["mean"], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg["std"], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std

@@ -1,0 +1,191 @@
+"""Stand-in pretraining of CLIP, ViT and BERT on a tiny captioned folder: loss falls, cache reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import harness.backbones.bert as bert_module
+import harness.backbones.clip as clip_module
+import harness.backbones.vit as vit_module
+from harness.backbones import build_bert, build_clip, build_vit
+from harness.backbones.standin_bert import mask_tokens
+from harness.backbones.standin_vit import label_vocabulary, multi_hot_targets
+from harness.errors import CheckpointError
+from harness.segmenter import RunEnv
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 220), "yellow": (230, 230, 40)}
+SHAPES = ("square", "circle")
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# Small enough to pretrain in a second or two; same code paths as the defaults.
+TINY_CLIP = dict(embed_dim=32, vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=1, head_width=16),
+                 text_cfg=dict(context_length=12, width=32, heads=2, layers=1),
+                 steps=40, batch_size=16, lr=3e-3, warmup=4)
+TINY_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, steps=40, batch_size=16,
+                lr=3e-3, warmup=4)
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                 max_position_embeddings=16, steps=40, batch_size=32, lr=3e-3, warmup=4)
+
+
+def draw(image: np.ndarray, shape: str, colour: str, x0: int, y0: int, size: int) -> None:
+    yy, xx = np.mgrid[:size, :size]
+    if shape == "circle":
+        inside = (yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2 <= (size / 2) ** 2
+    else:
+        inside = np.ones((size, size), dtype=bool)
+    image[y0:y0 + size, x0:x0 + size][inside] = COLOURS[colour]
+
+
+def write_caption_folder(root: Path, n_images: int = 32) -> Path:
+    """DATA_ROOT/tiny with captions.json + vocab.txt and 32×32 scenes of two coloured shapes."""
+    rng = np.random.default_rng(0)
+    data_root, image_dir = root / "tiny", root / "images" / "tiny"
+    data_root.mkdir(parents=True)
+    image_dir.mkdir(parents=True)
+    entries = []
+    for image_id in range(n_images):
+        image = np.zeros((32, 32, 3), dtype=np.uint8)
+        objects = [(SHAPES[rng.integers(2)], list(COLOURS)[rng.integers(4)]) for _ in range(2)]
+        for (shape, colour), x0 in zip(objects, (1, 17)):
+            draw(image, shape, colour, x0, int(rng.integers(0, 18)), 14)
+        Image.fromarray(image).save(image_dir / f"{image_id:03d}.png")
+        words = [f"a {c} {s}" for s, c in objects]
+        entries.append({"image_id": image_id, "file_name": f"images/tiny/{image_id:03d}.png",
+                        "captions": [" and ".join(words), " and ".join(reversed(words))]})
+    (data_root / "captions.json").write_text(json.dumps(entries))
+    vocab = SPECIALS + ["a", "and"] + list(COLOURS) + list(SHAPES)
+    (data_root / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return data_root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, thread hand-offs cost more than they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def caption_root(tmp_path_factory) -> Path:
+    return write_caption_folder(tmp_path_factory.mktemp("captions"))
+
+
+def env_for(data_root: Path, cache_dir: Path) -> RunEnv:
+    return RunEnv(dataset="tiny", data_root=data_root, cache_dir=cache_dir, progress=False)
+
+
+def curve_of(cache_dir: Path, kind: str) -> list[float]:
+    (folder,) = (cache_dir / "pretrain").glob(f"{kind}-*")
+    return json.loads((folder / "curve.json").read_text())["losses"]
+
+
+def assert_loss_fell(losses: list[float], factor: float) -> None:
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < factor * first, f"loss {first:.3f} → {last:.3f}"
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def forbid_training(*args, **kwargs):
+    raise AssertionError("stand-in pretraining ran although its cache was filled")
+
+
+def test_clip_standin_learns_and_is_cached(caption_root, tmp_path, monkeypatch):
+    env = env_for(caption_root, tmp_path)
+    model, tokenizer = build_clip({"standin": TINY_CLIP}, env)
+    # Symmetric InfoNCE over 16 pairs starts near ln 16 = 2.77; pairing scenes with captions lowers it.
+    losses = curve_of(tmp_path, "clip")
+    assert len(losses) == 40 and abs(losses[0] - np.log(16)) < 0.5
+    assert_loss_fell(losses, 0.8)
+    assert tokenizer(["a red circle"]).shape == (1, 12)
+    assert model.visual.preprocess_cfg["size"] == 32
+    monkeypatch.setattr(clip_module, "train_clip_standin", forbid_training)
+    again, _ = build_clip({"standin": TINY_CLIP}, env)
+    assert same_weights(model, again)
+
+
+def test_vit_standin_learns_and_is_cached(caption_root, tmp_path, monkeypatch):
+    env = env_for(caption_root, tmp_path)
+    encoder = build_vit({"standin": TINY_VIT}, env)
+    tokens = encoder(torch.rand(2, 3, 32, 32))
+    assert tokens.shape == (2, 16, 32) and encoder.grid == (4, 4) and encoder.embed_dim == 32
+    assert_loss_fell(curve_of(tmp_path, "vit"), 0.8)
+    monkeypatch.setattr(vit_module, "train_vit_standin", forbid_training)
+    assert same_weights(encoder, build_vit({"standin": TINY_VIT}, env))
+
+
+def test_vit_standin_is_deterministic_and_keeps_the_run_seed(caption_root, tmp_path):
+    torch.manual_seed(123)
+    first = build_vit({"standin": TINY_VIT}, env_for(caption_root, tmp_path / "a"))
+    after_first = torch.rand(3)
+    torch.manual_seed(123)
+    second = build_vit({"standin": TINY_VIT}, env_for(caption_root, tmp_path / "b"))
+    assert same_weights(first, second)
+    assert torch.equal(after_first, torch.rand(3))
+
+
+def test_bert_standin_learns_and_is_cached(caption_root, tmp_path, monkeypatch):
+    env = env_for(caption_root, tmp_path)
+    encoder = build_bert({"standin": TINY_BERT}, env)
+    tokens = encoder.tokenize(["a red circle", "a blue square and a green circle"])
+    assert tokens["input_ids"].shape == (2, 9)  # [CLS] + 7 words + [SEP]
+    assert tokens["attention_mask"][0].tolist() == [1] * 5 + [0] * 4
+    assert encoder(**tokens).shape == (2, 9, 32) and encoder.hidden_size == 32
+    # MLM over a 13-word vocabulary starts near ln 13 = 2.56 and must fall well below it.
+    assert_loss_fell(curve_of(tmp_path, "bert"), 0.75)
+    monkeypatch.setattr(bert_module, "train_bert_standin", forbid_training)
+    assert same_weights(encoder, build_bert({"standin": TINY_BERT}, env))
+
+
+@pytest.mark.parametrize("build", [build_clip, build_vit, build_bert])
+def test_no_checkpoint_and_no_captions_is_an_error(build, tmp_path):
+    empty = tmp_path / "refcoco"
+    empty.mkdir()
+    (empty / "vocab.txt").write_text("\n".join(SPECIALS) + "\n")
+    with pytest.raises(CheckpointError, match="captions.json"):
+        build({}, env_for(empty, tmp_path / "cache"))
+    assert not (tmp_path / "cache" / "pretrain").exists() or not any((tmp_path / "cache" / "pretrain").iterdir())
+
+
+def test_bert_standin_without_vocab_names_the_file(caption_root, tmp_path):
+    data_root = write_caption_folder(tmp_path, n_images=2)
+    (data_root / "vocab.txt").unlink()
+    with pytest.raises(CheckpointError, match="vocab.txt"):
+        build_bert({"standin": TINY_BERT}, env_for(data_root, tmp_path / "cache"))
+
+
+def test_label_vocabulary_holds_the_content_words():
+    captions = [["a red circle and a blue square"], ["a big red square on the left"]]
+    labels = label_vocabulary(captions)
+    assert labels == ["big", "blue", "circle", "red", "square"]
+    targets = multi_hot_targets(captions, labels)
+    assert targets.tolist() == [[0, 1, 1, 1, 1], [1, 0, 0, 1, 1]]
+
+
+def test_mask_tokens_statistics(tmp_path):
+    from transformers import BertTokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(SPECIALS + ["w%d" % i for i in range(50)]) + "\n")
+    tokenizer = BertTokenizer(vocab_file=str(vocab))
+    ids = torch.randint(5, 55, (400, 20))  # [B, L] word ids only
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    maskable[:, 0] = False  # e.g. [CLS]: never chosen
+    corrupted, labels = mask_tokens(ids, maskable, tokenizer, 0.15, torch.Generator().manual_seed(0))
+    chosen = labels != -100
+    assert not chosen[:, 0].any()
+    assert abs(chosen.float().mean().item() - 0.15 * 19 / 20) < 0.01
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(corrupted[~chosen], ids[~chosen])
+    as_mask = (corrupted[chosen] == tokenizer.mask_token_id).float().mean().item()
+    assert abs(as_mask - 0.8) < 0.03
