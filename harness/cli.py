@@ -39,6 +39,8 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--profile", default=None, help="smoke, ci or full (default full)")
     run.add_argument("--table", default=None, help="make every run a table needs (A2, A3, A4)")
+    run.add_argument("--family", default="synthref", choices=["synthref", "real"],
+                     help="with --table: the embedded benchmark or the real datasets")
     run.add_argument("--taus", default="0.5", help="comma-separated thresholds in (0, 1)")
     run.add_argument("--crf", action="store_true", help="also evaluate the +crf settings")
     run.add_argument("--set", dest="overrides", action="append", default=[], nargs="+",
@@ -59,6 +61,8 @@ def _add_readers(sub, parents) -> None:
     table.add_argument("--format", default="markdown",
                        choices=["markdown", "csv", "latex", "json"])
     table.add_argument("--paper", action="store_true", help="show the paper's figures beside")
+    table.add_argument("--family", default="synthref", choices=["synthref", "real"],
+                       help="the embedded benchmark or the real datasets")
 
     score = sub.add_parser("score", parents=parents, help="score prediction PNGs of any tool")
     score.add_argument("--dataset", required=True)

@@ -174,7 +174,9 @@ def _check_counts(args) -> None:
 
 
 def cmd_run(args) -> int:
-    """`run`: one batch of runs from the flags, or every run a table needs (`--table`)."""
+    """`run`: one batch of runs from the flags, or every run a table needs (`--table`, whose
+    runs bring their own methods, splits, seeds, τ and CRF; an explicit --profile wins)."""
+    from harness import distributed
     from harness.runner import run_many
 
     _check_counts(args)
@@ -189,7 +191,9 @@ def cmd_run(args) -> int:
     for specs, seeds, opts in batches:
         outcomes += run_many(specs, seeds, opts, jobs=args.jobs)
     computed = sum(outcome.status == "done" for outcome in outcomes)
-    print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, in {args.out}")
+    if distributed.is_main():
+        print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, "
+              f"in {args.out}")
     return 0
 
 
@@ -208,7 +212,7 @@ def _table_batches(args):
 
     check_table(args.table)
     batches = []
-    for run in required_runs(args.table):
+    for run in required_runs(args.table, dataset_family=args.family):
         profile = args.profile or run.get("profile") or "full"
         opts = run_options(args, run["dataset"], list(run.get("splits") or []) or None,
                            [float(t) for t in run.get("taus") or [0.5]], bool(run.get("crf")),
@@ -223,7 +227,8 @@ def cmd_table(args) -> int:
     from harness.tables import render_table
 
     check_table(args.name)
-    print(render_table(args.name, Path(args.results), fmt=args.format, paper=args.paper))
+    print(render_table(args.name, Path(args.results), fmt=args.format, paper=args.paper,
+                       dataset_family=args.family))
     return 0
 
 

@@ -38,14 +38,15 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
                    progress: bool = True) -> tuple[dict, list[dict]]:
     """({setting: summary}, samples.csv rows) of `segmenter` on `dataset`.
 
-    `timings` (seconds by stage: predict, crf, metrics) is accumulated in place.
+    `timings` (seconds by stage: data — reading images and masks —, predict, crf, metrics) is
+    accumulated in place.
     """
     from harness.data.loader import eval_batches
     from harness.metrics import RISEvaluator
     from harness.postprocess import CRFPool
 
     timings = timings if timings is not None else {}
-    for stage in ("predict", "crf", "metrics"):
+    for stage in ("data", "predict", "crf", "metrics"):
         timings.setdefault(stage, 0.0)
     protocol_cfg = cfg.get("protocol", {})
     batch_size = int(cfg.get("runtime", {}).get("eval_batch_size", 64))
@@ -55,8 +56,9 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
     indices = _rank_indices(len(dataset))
     bar = tqdm(total=len(indices) if indices is not None else len(dataset),
                desc=f"{dataset.name}/{dataset.split}", unit="expr", disable=not progress)
+    batches = iter(eval_batches(dataset, segmenter.input_size, batch_size, indices=indices))
     try:
-        for batch in eval_batches(dataset, segmenter.input_size, batch_size, indices=indices):
+        while (batch := _timed_next(batches, timings)) is not None:
             _evaluate_batch(segmenter, dataset, batch, protocol_cfg, evaluator, crf_pool, timings)
             bar.update(len(batch["indices"]))
     finally:
@@ -65,6 +67,14 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
             crf_pool.close()
     evaluator = _gathered(evaluator, taus, crf)
     return evaluator.evaluate(), _sample_rows(dataset, evaluator)
+
+
+def _timed_next(batches, timings: dict):
+    """The next batch (None at the end), its reading and resizing counted as `data` time."""
+    tick = time.perf_counter()
+    batch = next(batches, None)
+    timings["data"] += time.perf_counter() - tick
+    return batch
 
 
 def _evaluate_batch(segmenter, dataset, batch, protocol_cfg, evaluator, crf_pool, timings):
@@ -78,8 +88,11 @@ def _evaluate_batch(segmenter, dataset, batch, protocol_cfg, evaluator, crf_pool
     tick = time.perf_counter()
     sizes = [(s.height, s.width) for s in batch["samples"]]
     raw_maps, _ = protocol_maps(scores, sizes, use_minmax=bool(protocol_cfg.get("minmax", True)))
-    gts = [dataset.mask(i) for i in batch["indices"]]  # bool [H_i, W_i] each
     timings["metrics"] += time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    gts = [dataset.mask(i) for i in batch["indices"]]  # bool [H_i, W_i] each
+    timings["data"] += time.perf_counter() - tick
 
     crf_maps = None
     if crf_pool is not None:

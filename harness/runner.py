@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from harness import store
+from harness import distributed, store
 from harness.config import ResolvedConfig, load_run_config
 from harness.errors import DataError
 from harness.run_record import config_record, timing_line
@@ -105,7 +105,8 @@ def run_one(spec: str, seed: int, opts: RunOptions,
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
                           store.read_metrics(folder))
     splits, taus, crf = _wanted(opts, store.read_metrics(folder), resolved.config_hash)
-    store.begin_run(folder)
+    if distributed.is_main():  # under torchrun only rank 0 touches the store
+        store.begin_run(folder)
     started = time.time()
     segmenter, train_log, timings = _build_and_fit(resolved, seed, opts)
     results, records = {}, []
@@ -118,7 +119,9 @@ def run_one(spec: str, seed: int, opts: RunOptions,
                                      resolved.config_hash, results)
     _write_run(folder, resolved, seed, opts, segmenter, records, metrics,
                dict(train_log=train_log, timings=timings, started=started))
-    print(timing_line(f"{opts.dataset}/{resolved.spec}/seed{seed}", timings), flush=True)
+    distributed.barrier()  # no rank reads the store before rank 0 has written this run
+    if distributed.is_main():
+        print(timing_line(f"{opts.dataset}/{resolved.spec}/seed{seed}", timings), flush=True)
     return RunOutcome(resolved.spec, opts.dataset, seed, folder, "done", metrics)
 
 
@@ -131,7 +134,6 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
 
 def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
     """Seed, build the segmenter from the registry, and fit it unless the config says not to."""
-    from harness import distributed
     from harness.paths import cache_dir
     from harness.registry import segmenter_class
     from harness.seeding import seed_everything
@@ -140,7 +142,7 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
     seed_everything(seed)
     method_cfg = resolved.cfg["method"]
     train_split = None
-    timings = {"fit": 0.0, "predict": 0.0, "crf": 0.0, "metrics": 0.0}
+    timings = {"fit": 0.0, "data": 0.0, "predict": 0.0, "crf": 0.0, "metrics": 0.0}
     if method_cfg.get("finetune", True):
         train_split = _open(opts, "train")
     data_root = train_split.root if train_split is not None else _open(
@@ -160,8 +162,6 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
 def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptions, segmenter,
                records: list[dict], metrics: dict, extra: dict) -> None:
     """samples.csv, config.json, model.pt (optional), then metrics.json — the completion mark."""
-    from harness import distributed
-
     if not distributed.is_main():
         return
     store.write_samples_atomic(folder / store.SAMPLES_FILE, records)
@@ -187,6 +187,7 @@ def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
     from harness.registry import segmenter_class
 
     check_data_root(opts)
+    distributed.init_distributed()  # under torchrun: join the group (no-op otherwise)
     resolved = {}
     for spec in specs:
         resolved[spec] = resolve(spec, opts)
@@ -200,4 +201,7 @@ def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
 
 
 def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name] + sys.argv[1:]
+    """The command as the user typed it (`python -m harness ...` rather than `__main__.py`)."""
+    program = Path(sys.argv[0]).name
+    head = ["python", "-m", "harness"] if program == "__main__.py" else [program]
+    return head + sys.argv[1:]

@@ -50,6 +50,7 @@ def harness_cli(*args, cwd=None):
     (["run", "--methods", "whole@T1", "--data-root", "ROOT"], "unknown variant 'T1'"),
     (["run", "--table", "A9"], "unknown table 'A9'"),
     (["table", "A9"], "unknown table 'A9'"),
+    (["run", "--table", "A4", "--family", "real"], "--data-root: required"),
     (["run", "--methods", "whole", "--set", "trian.epochs=3", "--data-root", "ROOT"], "trian"),
 ])
 def test_user_mistakes_exit_2_with_one_line(argv, named, refer_root, floors_only, tmp_path, capsys):
@@ -125,3 +126,14 @@ def test_rerun_skips_what_is_stored(refer_root, floors_only, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "skip synthref/whole/seed0 (done)" in out
     assert "0 run(s) computed, 1 already stored" in out
+
+
+def test_table_reads_the_store_it_is_given(refer_root, floors_only, tmp_path, capsys):
+    root, _ = refer_root
+    assert main(["run", "--methods", "whole", "--dataset", "synthref", "--data-root", str(root),
+                 "--seeds", "0", "--splits", "val", "--out", str(tmp_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["table", "A4", "--results", str(tmp_path), "--format", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    stored = json.loads((tmp_path / "synthref" / "whole" / "seed0" / "metrics.json").read_text())
+    assert str(stored["splits"]["val"]["tau=0.50"]["mIoU"]) in json.dumps(table)
