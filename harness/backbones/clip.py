@@ -32,11 +32,12 @@ from harness.backbones.state_dicts import (first_line, is_torchscript_archive, r
                                            read_state_dict, require_path, size_mismatches)
 from harness.errors import CheckpointError, UnknownNameError
 
-# The stand-in's architecture (an open_clip model config) and pretraining; ~60 s on 2 CPU cores.
+# The stand-in's architecture (an open_clip model config) and pretraining. 48 tokens hold the
+# longest synthref caption (40 BPE tokens with start/end).
 CLIP_STANDIN = dict(
     embed_dim=128,
     vision_cfg=dict(image_size=64, patch_size=8, width=128, layers=4, head_width=32),
-    text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=4, layers=3),
+    text_cfg=dict(context_length=48, vocab_size=49408, width=128, heads=4, layers=3),
     steps=300, batch_size=128, lr=5e-4, weight_decay=0.1, warmup=30, seed=0,
     mean=list(OPENAI_DATASET_MEAN), std=list(OPENAI_DATASET_STD),
 )

@@ -30,7 +30,8 @@ from harness.errors import TrainingDivergedError
 STOPWORDS = frozenset("""a an the and or of in on at to with is are there this that it its
     one two three four five six seven eight nine ten some several scene image picture photo
     showing shows next near beside behind front left right top bottom above below middle
-    center centre side other another each has have""".split())
+    center centre side other another each has have from shape shapes
+    object objects""".split())
 
 
 def merged(default: dict, override: dict | None) -> dict:
