@@ -142,14 +142,16 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
     seed_everything(seed)
     method_cfg = resolved.cfg["method"]
     train_split = None
-    timings = {"fit": 0.0, "data": 0.0, "predict": 0.0, "crf": 0.0, "metrics": 0.0}
+    timings = {"build": 0.0, "fit": 0.0, "data": 0.0, "predict": 0.0, "crf": 0.0, "metrics": 0.0}
     if method_cfg.get("finetune", True):
         train_split = _open(opts, "train")
     data_root = train_split.root if train_split is not None else _open(
         opts, (opts.splits or eval_splits_of(opts.dataset))[0]).root
     env = RunEnv(dataset=opts.dataset, data_root=Path(data_root), cache_dir=cache_dir(),
                  device=distributed.device(), progress=opts.progress)
-    segmenter = segmenter_class(resolved.method)(method_cfg, env)
+    tick = time.perf_counter()
+    segmenter = segmenter_class(resolved.method)(method_cfg, env)  # may run stand-in pretraining
+    timings["build"] = time.perf_counter() - tick
     train_log = {}
     if train_split is not None:
         train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume))

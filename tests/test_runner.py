@@ -106,7 +106,7 @@ def test_store_layout_and_metrics_equal_hand_computation(refer_root, toy_config,
     assert config["config_hash"] == metrics["config_hash"]
     assert config["train_log"] == {"loss": [1.0, 0.5], "epochs": 3}
     assert {"torch", "numpy", "open_clip", "timm", "transformers", "mmengine", "python"} <= set(config["versions"])
-    assert set(config["timings_s"]) == {"fit", "data", "predict", "crf", "metrics"}
+    assert set(config["timings_s"]) == {"build", "fit", "data", "predict", "crf", "metrics"}
     assert config["config"]["method"]["box"] == list(BOX)
     rows = (folder / "samples.csv").read_text().splitlines()
     assert rows[0] == "split,setting,sample_id,ref_id,I,U,IoU"
