@@ -8,6 +8,7 @@ Command handlers import their modules lazily, so `list` works with whatever part
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Optional, Sequence
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="weakly supervised referring segmentation harness")
     parents = [_debug_parent(True)]
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("list", parents=parents, help="methods, datasets and tables")
+    listing = sub.add_parser("list", parents=parents, help="methods, datasets and tables")
+    listing.add_argument("--data-root", default=None, help="where to look for real datasets")
     data = sub.add_parser("data", parents=parents, help="generate the embedded benchmark")
     data.add_argument("kind", choices=["synthref"])
     data.add_argument("--variant", default="synthref",
@@ -130,6 +132,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = " ".join(str(exc).split())  # one line, always
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -91,7 +91,7 @@ def cmd_list(args) -> int:
     from harness.data.datasets import DATASETS, dataset_present
 
     for name in DATASETS:
-        present = "present" if dataset_present(name, None) else "absent"
+        present = "present" if dataset_present(name, args.data_root) else "absent"
         print(f"  {name:<12} {present}")
     print("tables:")
     try:
