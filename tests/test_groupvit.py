@@ -1,0 +1,177 @@
+"""harness/backbones/groupvit.py (+ groupvit_pretrain.py) and baselines/groupvit.py: checkpoint
+loading both ways, the dummy-query decision, fit without masks, and a smoke run through the runner."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from baselines.groupvit import GroupViTSegmenter, referring_scores
+from harness.backbones.groupvit import (build_groupvit, encode_images, groupvit_config, hf_to_original,
+                                        load_groupvit_checkpoint, original_to_hf, special_token_ids,
+                                        vocab_tokenizer)
+from harness.backbones.groupvit_pretrain import multi_label_prompts, phrases_of
+from harness.errors import CheckpointError
+from harness.segmenter import RunEnv
+
+TINY_ARCH = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                 depths=[1, 1, 1], num_group_tokens=[8, 4, 0], num_output_groups=[8, 4, 4],
+                 text_hidden_size=32, text_intermediate_size=64, text_layers=1, text_heads=2, context_length=48,
+                 projection_dim=16, projection_intermediate_dim=32)
+TINY_BACKBONE = dict(checkpoint=None, arch=TINY_ARCH,
+                     standin=dict(steps=3, batch_size=8, lr=1e-3, warmup=1, phrases=2, seed=0))
+
+
+def random_model(arch=TINY_ARCH, seed=0):
+    from transformers import GroupViTModel
+
+    torch.manual_seed(seed)
+    return GroupViTModel(groupvit_config(arch)).eval()
+
+
+@pytest.fixture(scope="module")
+def env(synthref_root, tmp_path_factory):
+    return RunEnv(dataset="synthref", data_root=Path(synthref_root) / "synthref",
+                  cache_dir=tmp_path_factory.mktemp("gv-cache"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def segmenter(env):
+    cfg = dict(type="groupvit", input_size=32, finetune=True, backbone=copy.deepcopy(TINY_BACKBONE))
+    return GroupViTSegmenter(cfg, env)
+
+
+def test_original_naming_round_trip_is_exact_and_uses_nvlabs_layout():
+    hf = random_model().state_dict()
+    original = hf_to_original(hf)
+    c = TINY_ARCH["hidden_size"]
+    assert original["img_encoder.layers.0.blocks.0.attn.qkv.weight"].shape == (3 * c, c)
+    assert original["text_encoder.transformer.resblocks.0.attn.in_proj_weight"].shape == (3 * 32, 32)
+    assert original["img_projector.linear_out.weight"].dim() == 3          # Conv1d [O, I, 1]
+    assert "img_encoder.layers.0.downsample.pre_assign_attn.attn.proj.weight" in original
+    back, unused = original_to_hf({**original, "multi_label_logit_scale": torch.tensor(1.0)})
+    assert unused == ["multi_label_logit_scale"]
+    assert set(back) == set(hf)
+    assert all(torch.equal(back[k], hf[k]) for k in hf)
+
+
+def test_nvlabs_pth_loads_to_the_same_model_and_wrong_arch_names_missing_keys(tmp_path):
+    source = random_model(seed=1)
+    path = tmp_path / "group_vit_tiny.pth"
+    torch.save({"model": {"module." + k: v for k, v in hf_to_original(source.state_dict()).items()}}, path)
+    model, tokenizer = load_groupvit_checkpoint(path, TINY_ARCH)
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(encode_images(model, pixels), encode_images(source, pixels), atol=1e-6)
+    assert tokenizer(["a photo of a nothing"])["input_ids"][0, 0].item() == 49406   # CLIP BPE <sot>
+    deeper = dict(TINY_ARCH, depths=[2, 1, 1])
+    with pytest.raises(CheckpointError, match=r"missing.*stages\.0\.layers\.1"):
+        load_groupvit_checkpoint(path, deeper)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_groupvit_checkpoint(tmp_path / "absent.pth", TINY_ARCH)
+
+
+def test_transformers_folder_round_trip(tmp_path, synthref_root):
+    from transformers import GroupViTModel
+
+    tokenizer = vocab_tokenizer(Path(synthref_root) / "synthref" / "vocab.txt", 48)
+    torch.manual_seed(2)
+    source = GroupViTModel(groupvit_config(TINY_ARCH, special_token_ids(tokenizer))).eval()
+    source.save_pretrained(str(tmp_path / "gv"))
+    tokenizer.save(tmp_path / "gv")
+    model, loaded_tok = build_groupvit(dict(checkpoint=str(tmp_path / "gv")), env=None)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in source.state_dict().items())
+    texts = ["the big red circle", "a photo of a nothing"]
+    assert torch.equal(loaded_tok(texts)["input_ids"], tokenizer(texts)["input_ids"])
+
+
+def test_no_checkpoint_and_no_captions_is_a_checkpoint_error(tmp_path):
+    empty = RunEnv(dataset="refcoco", data_root=tmp_path, cache_dir=tmp_path / "cache")
+    with pytest.raises(CheckpointError, match="captions.json"):
+        build_groupvit(copy.deepcopy(TINY_BACKBONE), empty)
+    with pytest.raises(CheckpointError, match="checkpoint"):
+        build_groupvit(dict(checkpoint=None), empty)
+
+
+def test_phrases_and_prompts_come_from_content_words():
+    assert phrases_of("the big red circle on the left, next to a small blue square") == \
+        ["big red circle", "small blue square"]
+    assert phrases_of("a picture with three shapes, two red circles and one blue star") == \
+        ["red circles", "blue star"]
+    import random
+    prompts = multi_label_prompts("the leftmost green star", 3, random.Random(0))
+    assert prompts == ["a photo of a green star."] * 3
+
+
+def test_group_nearer_the_dummy_is_background():
+    query, dummy = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, 1.0, 0, 0]])
+    groups = torch.tensor([[[0.2, 1.0, 0, 0], [1.0, 0.3, 0, 0]]])          # [1, G=2, D]: dummy-ish, query-ish
+    assignment = torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.0, 1.0]]])  # [1, N=4, G]
+    soft = referring_scores(groups, query, dummy, assignment, torch.tensor(10.0))
+    assert (soft[0, :2] < 0.5).all() and (soft[0, 2:] > 0.5).all()
+    hard = referring_scores(groups, query, dummy, assignment, torch.tensor(10.0), hard=True)
+    assert hard.tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    # The dummy decides: a dummy equal to the query leaves every pixel undecided (0.5), and a
+    # dummy aligned with the query-ish group flips that group to background.
+    same = referring_scores(groups, query, query, assignment, torch.tensor(10.0))
+    assert torch.allclose(same, torch.full_like(same, 0.5))
+    flipped = referring_scores(groups, query, torch.tensor([[1.0, 0.3, 0, 0]]), assignment, torch.tensor(10.0))
+    assert (flipped[0, 2:] < 0.5).all()
+
+
+def test_predict_shape_range_and_hard_decision_follows_group_similarities(segmenter, synthref_root):
+    from harness.data.datasets import open_split
+    from harness.data.loader import eval_batches
+
+    val = open_split("synthref", "val", data_root=synthref_root)
+    batch = next(eval_batches(val, 32, 6))
+    scores = segmenter.predict(batch["images"], batch["texts"])
+    assert scores.shape == (6, 4, 4) and scores.min() >= 0 and scores.max() <= 1
+    parts = segmenter.group_similarities(batch["images"], batch["texts"])
+    q = torch.nn.functional.normalize(parts["query_x"], dim=-1)
+    d = torch.nn.functional.normalize(parts["dummy_x"], dim=-1)
+    g = torch.nn.functional.normalize(parts["group_x"], dim=-1)
+    query_wins = (g @ q.unsqueeze(-1)).squeeze(-1) > (g @ d.unsqueeze(-1)).squeeze(-1)   # [B, G]
+    patch_group = parts["assignment"].argmax(dim=-1)                                    # [B, N]
+    expected = torch.gather(query_wins, 1, patch_group).float().view(6, 4, 4)
+    segmenter.hard = True
+    try:
+        hard = segmenter.predict(batch["images"], batch["texts"])
+    finally:
+        segmenter.hard = False
+    assert torch.equal(hard, expected)
+    assert ((scores > 0.5) == (hard > 0.5)).float().mean() > 0.5   # soft and hard mostly agree
+    segmenter.dummy_query, saved = batch["texts"][0], segmenter.dummy_query
+    try:
+        undecided = segmenter.predict(batch["images"][:1], batch["texts"][:1])
+    finally:
+        segmenter.dummy_query = saved
+    assert torch.allclose(undecided, torch.full_like(undecided, 0.5), atol=1e-5)
+
+
+def test_fit_sees_no_masks_updates_weights_and_logs(env, synthref_root):
+    from harness.data.datasets import open_split
+
+    train = open_split("synthref", "train", data_root=synthref_root)
+    assert not train.has_masks
+    cfg = dict(type="groupvit", input_size=32, backbone=copy.deepcopy(TINY_BACKBONE))
+    seg = GroupViTSegmenter(cfg, env)
+    before = {k: v.clone() for k, v in seg.model.state_dict().items()}
+    log = seg.fit(train, dict(batch_size=8, lr=1e-3, epochs=1, max_steps=2, phrases=2), seed=0, progress=False)
+    assert log["steps"] == 2 and all(torch.isfinite(torch.tensor(log["loss_per_epoch"])))
+    changed = [k for k, v in seg.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any("vision_model" in k for k in changed) and any("text_model" in k for k in changed)
+
+
+def test_smoke_run_through_the_runner_writes_metrics(synthref_root, tmp_path):
+    from harness.runner import RunOptions, run_one
+
+    opts = RunOptions(dataset="synthref", profile="smoke", splits=["val"], data_root=Path(synthref_root),
+                      out=tmp_path / "runs", limit=8, progress=False, crf_workers=1,
+                      overrides=[f"method.backbone.arch={TINY_ARCH!r}", "method.input_size=32"])
+    outcome = run_one("groupvit", 0, opts)
+    metrics = json.loads((outcome.run_dir / "metrics.json").read_text())
+    row = metrics["splits"]["val"]["tau=0.50"]
+    assert row["n"] == 8 and 0.0 <= row["mIoU"] <= 100.0
