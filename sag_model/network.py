@@ -72,7 +72,10 @@ class SaGNet(nn.Module):
     def discover(self, images: torch.Tensor, use_mean: bool = False,
                  generator: Optional[torch.Generator] = None):
         """(patch features F [B, N, C], DiscoveryOutput)."""
-        features = self.vit(images)                                                 # [B, N, C]
+        # A frozen ViT (train.vit_lr_scale=0) runs without a graph: its backward is most of the cost.
+        trainable = torch.is_grad_enabled() and any(p.requires_grad for p in self.vit.parameters())
+        with torch.set_grad_enabled(trainable):
+            features = self.vit(images)                                             # [B, N, C]
         return features, self.discovery(features, self.grid, use_mean=use_mean, generator=generator)
 
     def forward(self, images: torch.Tensor, texts: list[str]) -> dict:

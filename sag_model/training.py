@@ -33,7 +33,10 @@ def build_optimizer(net, cfg: dict) -> torch.optim.AdamW:
     """Three groups: the ViT at lr x vit_lr_scale, BERT at lr x bert_lr_scale, the rest at lr.
 
     Weight decay on every parameter (biases, norms and the slot Gaussians included), as released.
+    A scale of 0 freezes that backbone (no gradient, eval mode: no drop-path noise).
     """
+    net.vit.requires_grad_(cfg["vit_lr_scale"] > 0)
+    net.bert.requires_grad_(cfg["bert_lr_scale"] > 0)
     vit_ids = {id(p) for p in net.vit.parameters()}
     bert_ids = {id(p) for p in net.bert.parameters()}
     params = [p for p in net.parameters() if p.requires_grad]
@@ -62,8 +65,11 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
     batch = distributed.local_batch_size(cfg["batch_size"])
     per_epoch = math.ceil(len(train) / cfg["batch_size"])
     total = cfg["steps"] or per_epoch * cfg["epochs"]
-    model = distributed.wrap_ddp(net.to(device).train())
     optimizer = build_optimizer(net, cfg)
+    model = distributed.wrap_ddp(net.to(device).train())
+    for backbone, scale in ((net.vit, cfg["vit_lr_scale"]), (net.bert, cfg["bert_lr_scale"])):
+        if not scale:
+            backbone.eval()
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     log = dict(steps=0, epochs=0, loss=[], c3=[], rec=[], batch_size=cfg["batch_size"], total_steps=total)
     last_finite, step, epoch, started = None, 0, 0, time.perf_counter()
