@@ -58,3 +58,26 @@ def batch_images(dataset: RefDataset, n: int) -> "torch.Tensor":
 
     arrays = np.stack([dataset.image(i) for i in range(n)]).astype(np.float32) / 255.0
     return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
+
+
+
+def small_synthref(root: Path) -> Path:
+    """A small synthref DATA_ROOT under `root` (24 train scenes, 6 val)."""
+    from harness.data.synthref import write_synthref
+
+    return write_synthref(Path(root) / "data", "synthref", seed=0,
+                          sizes={"train": 24, "val": 6, "testA": 2, "testB": 2})
+
+
+def smoke_run(spec: str, data_root: Path, out: Path) -> dict:
+    """`spec` through the runner on `data_root` with the smoke profile; its metrics.json.
+
+    The caller points SAG_HARNESS_CACHE at a temporary folder, where the tiny stand-ins train.
+    """
+    from harness.runner import RunOptions, run_one
+
+    opts = RunOptions(dataset="synthref", profile="smoke", splits=["val"], data_root=data_root,
+                      out=out, progress=False)
+    outcome = run_one(spec, 0, opts)
+    assert outcome.status == "done" and (outcome.run_dir / "metrics.json").is_file()
+    return json.loads((outcome.run_dir / "metrics.json").read_text())

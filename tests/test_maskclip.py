@@ -14,7 +14,7 @@ from harness.backbones.clip import CLIP_STANDIN, standin_clip_model
 from harness.backbones.standin_training import merged
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
-from tests.baseline_data import batch_images, write_tiny_dataset
+from tests.baseline_data import batch_images, small_synthref, smoke_run, write_tiny_dataset
 
 TINY_CLIP = dict(embed_dim=16, vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
                  text_cfg=dict(context_length=16, width=32, heads=2, layers=1),
@@ -129,3 +129,20 @@ def test_zero_shot_fit_trains_nothing(tiny):
     before = {k: v.clone() for k, v in seg.clip.state_dict().items()}
     assert seg.fit(train, dict(batch_size=8), seed=0, progress=False) == {"finetune": False}
     assert all(torch.equal(before[k], v) for k, v in seg.clip.state_dict().items())
+
+
+@pytest.fixture(scope="module")
+def synthref_root(tmp_path_factory):
+    """A small synthref, with the stand-in cache beside it for the whole module."""
+    root = tmp_path_factory.mktemp("synthref")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAG_HARNESS_CACHE", str(root / "cache"))
+        yield small_synthref(root)
+
+
+@pytest.mark.parametrize("spec", ["maskclip", "maskclip@zeroshot"])
+def test_smoke_run_through_the_runner_writes_metrics(spec, synthref_root, tmp_path):
+    metrics = smoke_run(spec, synthref_root, tmp_path / "runs")
+    scores = metrics["splits"]["val"]["tau=0.50"]
+    assert metrics["method"] == spec and metrics["dataset"] == "synthref"
+    assert scores["n"] > 0 and 0.0 <= scores["mIoU"] <= 100.0
