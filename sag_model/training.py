@@ -80,7 +80,7 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * lr_factor(step, cfg["warmup_steps"], total)
             losses = model(chunk["images"].to(device), chunk["texts"])
-            value = float(losses["total"])
+            value = float(losses["total"].detach())
             if not math.isfinite(value):
                 raise TrainingDivergedError(f"{method} seed {seed}: loss became {value} at step {step} "
                                             f"(last finite loss {last_finite})")
@@ -90,7 +90,7 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
             optimizer.step()
             last_finite = value
             for key, name in (("loss", "total"), ("c3", "c3"), ("rec", "rec")):
-                log[key].append(round(float(losses[name]), 5))
+                log[key].append(round(float(losses[name].detach()), 5))
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4f}")
