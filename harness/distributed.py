@@ -90,6 +90,15 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+def all_true(flag: bool) -> bool:
+    """True when `flag` holds on every rank (one tiny all-reduce; the flag itself outside DDP)."""
+    if not is_distributed():
+        return bool(flag)
+    box = torch.tensor([1.0 if flag else 0.0], device=device())
+    dist.all_reduce(box, op=dist.ReduceOp.MIN)
+    return bool(box.item() > 0.5)
+
+
 def shard_indices(n: int) -> list[int]:
     """This rank's share of n evaluation items: a strided slice, no padding, each item once."""
     return list(range(rank(), n, world_size()))

@@ -95,12 +95,26 @@ def _wanted(opts: RunOptions, previous: Optional[dict], config_hash: str):
 
 def run_one(spec: str, seed: int, opts: RunOptions,
             resolved: Optional[ResolvedConfig] = None) -> RunOutcome:
-    """Compute (or skip) one method spec × seed on `opts.dataset` and store it."""
+    """Compute (or skip) one method spec × seed on `opts.dataset` and store it.
+
+    The run folder's lock (harness/store_lock.py) is held from the "is it done?" check to the
+    last write, so two processes writing one store take turns instead of interleaving files.
+    """
+    from harness.store_lock import run_lock
+
     resolved = resolved or resolve(spec, opts)
     folder = store.run_dir(opts.out, opts.dataset, resolved.spec, seed)
+    with run_lock(folder, enabled=distributed.is_main()):
+        return _run_locked(resolved, seed, opts, folder)
+
+
+def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path) -> RunOutcome:
     asked_splits = list(opts.splits or eval_splits_of(opts.dataset))
     asked_settings = settings_for(opts.taus, opts.crf)
-    if store.is_done(folder, resolved.config_hash, asked_splits, asked_settings):
+    # Rank 0 decides (it holds the lock); the other ranks follow, so none trains alone.
+    done = distributed.broadcast_object(
+        store.is_done(folder, resolved.config_hash, asked_splits, asked_settings))
+    if done:
         print(f"skip {opts.dataset}/{resolved.spec}/seed{seed} (done)", flush=True)
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
                           store.read_metrics(folder))
@@ -108,7 +122,7 @@ def run_one(spec: str, seed: int, opts: RunOptions,
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)
     started = time.time()
-    segmenter, train_log, timings = _build_and_fit(resolved, seed, opts)
+    segmenter, train_log, timings = _build_and_fit(resolved, seed, opts, folder)
     results, records = {}, []
     for split in splits:
         results[split], split_records = evaluate_split(
@@ -132,8 +146,11 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
                       split_by=opts.split_by, limit=limit)
 
 
-def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
-    """Seed, build the segmenter from the registry, and fit it unless the config says not to."""
+def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path):
+    """Seed, build the segmenter from the registry, and fit it unless the config says not to.
+
+    The fit checkpoints each epoch into the run folder's train_state/ (train_cfg keys
+    state_dir, state_tag = the config hash, resume) — see harness/train_state.py."""
     from harness.paths import cache_dir
     from harness.registry import segmenter_class
     from harness.seeding import seed_everything
@@ -154,7 +171,9 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions):
     timings["build"] = time.perf_counter() - tick
     train_log = {}
     if train_split is not None:
-        train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume))
+        train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume),
+                         state_dir=str(store.train_state_dir(folder)),
+                         state_tag=resolved.config_hash)
         tick = time.perf_counter()
         train_log = segmenter.fit(train_split, train_cfg, seed, opts.progress) or {}
         timings["fit"] = time.perf_counter() - tick
@@ -174,6 +193,7 @@ def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptio
                            extra["started"])
     store.write_json_atomic(folder / store.CONFIG_FILE, record)
     store.write_metrics_atomic(folder / store.METRICS_FILE, metrics)
+    store.drop_train_state(folder)  # the run is stored: nothing left to resume
 
 
 def check_data_root(opts: RunOptions) -> None:

@@ -6,6 +6,8 @@
     metrics.json   {"method", "dataset", "seed", "config_hash", "splits": {split: {setting: {...}}}}
     samples.csv    split, setting, sample_id, ref_id, I, U, IoU (one row per expression and setting)
     model.pt       optional checkpoint
+    train_state/   last.pt: the fit's per-epoch checkpoint (harness/train_state.py), for
+                   `run --resume`; removed once metrics.json is written
 ```
 Every file is written to a temporary name in the same folder, fsynced, then renamed, so a killed
 run leaves no half file. metrics.json is written last: its presence (with the right config hash)
@@ -18,6 +20,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Optional
@@ -28,6 +31,7 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 SAMPLES_FILE = "samples.csv"
 CHECKPOINT_FILE = "model.pt"
+TRAIN_STATE_DIR = "train_state"
 TMP_SUFFIX = ".tmp"
 METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU", "n")
 SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU")
@@ -121,6 +125,7 @@ def clean_tmp(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     leftovers = sorted(folder.glob(f".*{TMP_SUFFIX}"))
+    leftovers += sorted((folder / TRAIN_STATE_DIR).glob(f".*{TMP_SUFFIX}"))
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers
@@ -149,12 +154,22 @@ def is_done(folder: Path, config_hash: str, splits=None, settings=None) -> bool:
 
 def begin_run(folder: Path) -> None:
     """Prepare a run folder for (re)computation: metrics.json goes first, so that until the new
-    one is written the folder never claims to be complete; older files are replaced."""
+    one is written the folder never claims to be complete; older files are replaced. The folder
+    itself is made by the first write, so a run that fails before writing leaves nothing; the
+    training state is kept (it is what `--resume` continues from)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     clean_tmp(folder)
     for name in (METRICS_FILE, SAMPLES_FILE, CONFIG_FILE, CHECKPOINT_FILE):
         (folder / name).unlink(missing_ok=True)
+
+
+def train_state_dir(folder: Path) -> Path:
+    return Path(folder) / TRAIN_STATE_DIR
+
+
+def drop_train_state(folder: Path) -> None:
+    """Remove the fit's per-epoch checkpoint once the run is stored (it is only for resuming)."""
+    shutil.rmtree(train_state_dir(folder), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------- reading
