@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from harness.atomic_dir import build_once
 from harness.errors import CheckpointError
 
 
@@ -53,20 +51,10 @@ def cached_pretrain(kind: str, standin_cfg: dict, data_root: Path, cache_dir: Pa
     pretraining leaves nothing that a later run would mistake for a finished one.
     """
     final = Path(cache_dir) / "pretrain" / standin_key(kind, standin_cfg, data_root)
-    if (final / "DONE").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         train_fn(tmp)
         (tmp / "standin.json").write_text(json.dumps({"kind": kind, "cfg": standin_cfg}, sort_keys=True,
                                                      indent=1, default=str))
-        (tmp / "DONE").write_text("ok\n")
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+
+    return build_once(final, fill)

@@ -15,11 +15,8 @@ Everything is a function of the seed: files are byte-identical across runs.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +25,7 @@ from PIL import Image
 
 from harness.data import synthref_language as lang
 from harness.data.synthref_scenes import IMAGE_SIZE, SHAPES, Scene, coco_polygons, make_scene
+from harness.atomic_dir import build_once
 from harness.errors import ConfigError, UnknownNameError
 from harness.paths import cache_dir
 
@@ -46,22 +44,9 @@ def ensure_synthref(variant: str = "synthref", seed: int = 0) -> Path:
     """DATA_ROOT of the default-size synthref for `seed`, generated into the cache on first use."""
     _check_variant(variant)
     final = cache_dir() / "data" / f"synthref-s{int(seed)}-v{VERSION}"
-    if (final / "DONE").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    print(f"generating synthref (seed {seed}) into {final} ...", file=sys.stderr)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        write_variants(tmp, VARIANTS, seed)
-        (tmp / "DONE").write_text("ok\n")
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    if not (final / "DONE").is_file():
+        print(f"generating synthref (seed {seed}) into {final} ...", file=sys.stderr)
+    return build_once(final, lambda tmp: write_variants(tmp, VARIANTS, seed))
 
 
 def write_synthref(out_dir, variant: str = "synthref", seed: int = 0,
