@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from harness import distributed
 from harness.errors import ConfigError, TrainingDivergedError
+from harness.train_state import TrainState, rng_attributes
 from sag_model.losses import loss_warmup_factor
 
 TRAIN_DEFAULTS = dict(batch_size=32, lr=1e-5, vit_lr_scale=0.1, bert_lr_scale=1.0, weight_decay=1e-4,
@@ -73,6 +74,11 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     log = dict(steps=0, epochs=0, loss=[], c3=[], rec=[], batch_size=cfg["batch_size"], total_steps=total)
     last_finite, step, epoch, started = None, 0, 0, time.perf_counter()
+    state, rngs = TrainState.from_train_cfg(train_cfg, method, seed), rng_attributes(net)
+    start = state.maybe_resume({"net": net}, optimizer, private_rngs=rngs)
+    step, epoch = start.step, start.epoch
+    log.update(start.log)
+    last_finite = log["loss"][-1] if log["loss"] else None
     bar = tqdm(total=total, desc=f"{method} fit (seed {seed})", disable=not progress or not distributed.is_main())
     while step < total:
         for chunk in train_batches(train, input_size, batch, seed, epoch=epoch,
@@ -81,7 +87,7 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
                 group["lr"] = base * lr_factor(step, cfg["warmup_steps"], total)
             losses = model(chunk["images"].to(device), chunk["texts"])
             value = float(losses["total"].detach())
-            if not math.isfinite(value):
+            if not distributed.all_true(math.isfinite(value)):
                 raise TrainingDivergedError(f"{method} seed {seed}: loss became {value} at step {step} "
                                             f"(last finite loss {last_finite})")
             optimizer.zero_grad(set_to_none=True)
@@ -97,6 +103,7 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
             if step >= total:
                 break
         epoch += 1
+        state.save(epoch, step, {"net": net}, optimizer, log=log, private_rngs=rngs)
     bar.close()
     net.eval()
     log.update(steps=step, epochs=epoch, fit_seconds=round(time.perf_counter() - started, 2),
