@@ -79,7 +79,7 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
     step, epoch = start.step, start.epoch
     log.update(start.log)
     last_finite = log["loss"][-1] if log["loss"] else None
-    bar = tqdm(total=total, desc=f"{method} fit (seed {seed})", disable=not progress or not distributed.is_main())
+    bar = tqdm(total=total, initial=step, desc=f"{method} fit (seed {seed})", disable=not progress or not distributed.is_main())
     while step < total:
         for chunk in train_batches(train, input_size, batch, seed, epoch=epoch,
                                    rank=distributed.rank(), world_size=distributed.world_size()):
