@@ -194,7 +194,21 @@ def cmd_run(args) -> int:
     if distributed.is_main():
         print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, "
               f"in {args.out}")
+        _print_summaries(batches, args.out)
     return 0
+
+
+def _print_summaries(batches, results_dir) -> None:
+    from harness.run_summary import summary_table
+
+    by_dataset: dict[str, list[str]] = {}
+    for specs, _, opts in batches:
+        by_dataset.setdefault(opts.dataset, [])
+        by_dataset[opts.dataset] += [s for s in specs if s not in by_dataset[opts.dataset]]
+    for dataset, specs in by_dataset.items():
+        text = summary_table(results_dir, dataset, specs)
+        if text:
+            print("\n" + text)
 
 
 def _flag_batch(args):

@@ -1,0 +1,42 @@
+"""What `run` prints when it finishes: the runs it was asked for, aggregated from the store.
+
+A pure aggregation like every table (it reads metrics.json files, never recomputes): one row per
+method and setting, one column per split, mIoU as mean ± std over seeds with n.
+"""
+
+import math
+
+from tabulate import tabulate
+
+from harness.data.datasets import dataset_info
+from harness.store import load_metrics_frame
+from harness.tables import seed_stats
+
+
+def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "mIoU") -> str:
+    frame = load_metrics_frame(results_dir)
+    if frame.empty:
+        return ""
+    frame = frame[(frame["dataset"] == dataset) & frame["method"].isin(methods)
+                  & (frame["metric"] == metric)]
+    if frame.empty:
+        return ""
+    stats = seed_stats(frame)
+    present = set(frame["split"])
+    splits = [s for s in dataset_info(dataset).eval_splits if s in present]
+    splits += sorted(present - set(splits))
+    rows = []
+    for method in methods:
+        for setting in sorted(set(frame[frame["method"] == method]["setting"])):
+            cells = [_cell(stats.get((dataset, method, split, setting, metric))) for split in splits]
+            rows.append([method, setting, *cells])
+    header = ["method", "setting", *[f"{dataset} {split}" for split in splits]]
+    return f"{metric} (%), mean ± std over seeds:\n" + tabulate(rows, header, tablefmt="github")
+
+
+def _cell(stat) -> str:
+    if stat is None:
+        return "–"
+    mean, std, n = stat
+    spread = "–" if math.isnan(std) else f"{std:.2f}"
+    return f"{mean:.2f} ± {spread} (n={n})"
