@@ -35,6 +35,8 @@ def vit_small_file(tmp_path_factory):
     torch.manual_seed(0)
     model = timm.create_model("vit_small_patch16_384", pretrained=False, dynamic_img_size=True,
                               weight_init="skip").eval()  # torch default init: random, and fast
+    # "skip" leaves cls_token as torch.empty (uninitialised memory, at times NaN): give it values.
+    torch.nn.init.normal_(model.cls_token, std=0.02)
     folder = tmp_path_factory.mktemp("vit")
     torch.save(model.state_dict(), folder / "vit.pth")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "vit.safetensors"))
