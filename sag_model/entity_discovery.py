@@ -32,7 +32,8 @@ class EntitySlots(nn.Module):
     query:  K learned fixed vectors, no sampling.
     """
 
-    def __init__(self, dim: int, groups: int, samples: int, slot_type: str = "entity"):
+    def __init__(self, dim: int, groups: int, samples: int, slot_type: str = "entity",
+                 var_scaling: float = 1.0):
         super().__init__()
         if slot_type not in SLOT_TYPES:
             raise ValueError(f"slot type must be one of {SLOT_TYPES}, got {slot_type!r}")
@@ -41,11 +42,12 @@ class EntitySlots(nn.Module):
         self.mu = nn.Parameter(torch.empty(1, n_means, dim))
         nn.init.xavier_uniform_(self.mu)
         if slot_type != "query":
-            # log-variance offset log(1/D): the initial sigma has an l2 norm of about 1 (spec A.3).
+            # log-variance offset log(1/(D * var_scaling)) (the release's --agg_var_scaling, 1 by
+            # default): with 1 the initial sigma has an l2 norm of about 1 (spec A.3).
             self.logvar = nn.Parameter(torch.empty(1, n_means, dim))
             nn.init.xavier_uniform_(self.logvar)
             with torch.no_grad():
-                self.logvar.add_(math.log(1.0 / dim))
+                self.logvar.add_(math.log(1.0 / (dim * var_scaling)))
 
     @property
     def num_slots(self) -> int:
@@ -131,11 +133,12 @@ class EntityDiscovery(nn.Module):
     def __init__(self, in_dim: int, dim: int = 512, groups: int = 12, samples: int = 3, iterations: int = 6,
                  slot_type: str = "entity", interaction: bool = True, aggregation: str = "slot",
                  cross_heads: int = 4, cross_dim_head: int = 256, self_heads: int = 4,
-                 self_dim_head: int = 128, ff_mult: int = 4, dropout: float = 0.1):
+                 self_dim_head: int = 128, ff_mult: int = 4, dropout: float = 0.1,
+                 var_scaling: float = 1.0):
         super().__init__()
         self.dim, self.iterations = dim, iterations
         self.input_proj = nn.Linear(in_dim, dim)
-        self.slots = EntitySlots(dim, groups, samples, slot_type)
+        self.slots = EntitySlots(dim, groups, samples, slot_type, var_scaling)
         self.aggregate = AggregationBlock(dim, cross_heads, cross_dim_head, ff_mult, dropout, aggregation)
         self.interact = (InteractionBlock(dim, self_heads, self_dim_head, ff_mult, dropout)
                          if interaction else None)

@@ -51,7 +51,8 @@ class SaGNet(nn.Module):
             aggregation=_choice(cfg, "aggregation", AGGREGATIONS, "slot"),
             cross_heads=cfg.get("cross_heads", 4), cross_dim_head=cfg.get("cross_dim_head", 256),
             self_heads=cfg.get("self_heads", 4), self_dim_head=cfg.get("self_dim_head", 128),
-            ff_mult=cfg.get("ff_mult", 4), dropout=cfg.get("dropout", 0.1))
+            ff_mult=cfg.get("ff_mult", 4), dropout=cfg.get("dropout", 0.1),
+            var_scaling=float(slots.get("var_scaling", 1.0)))
         self.fusion = ModalityFusion(dim, cfg.get("fusion_heads", 4), cfg.get("fusion_dim_head", 256),
                                      cfg.get("ff_mult", 4), cfg.get("dropout", 0.1))
         # Without reconstruction (lambda_rec = 0) the decoder would be dead weight: not built.

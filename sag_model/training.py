@@ -14,7 +14,7 @@ from harness.errors import ConfigError, TrainingDivergedError
 from harness.train_state import TrainState, rng_attributes
 from sag_model.losses import loss_warmup_factor
 
-TRAIN_DEFAULTS = dict(batch_size=32, lr=1e-5, vit_lr_scale=0.1, bert_lr_scale=1.0, weight_decay=1e-4,
+TRAIN_DEFAULTS = dict(batch_size=32, lr=1e-5, vit_lr_scale=0.1, bert_lr_scale=1.0, slot_lr_scale=1.0, weight_decay=1e-4,
                       grad_clip=0.1, warmup_steps=5000, epochs=50, steps=None)
 
 
@@ -31,7 +31,8 @@ def resolve_train_cfg(train_cfg: dict) -> dict:
 
 
 def build_optimizer(net, cfg: dict) -> torch.optim.AdamW:
-    """Three groups: the ViT at lr x vit_lr_scale, BERT at lr x bert_lr_scale, the rest at lr.
+    """Four groups: the ViT at lr x vit_lr_scale, BERT at lr x bert_lr_scale, the slot Gaussians
+    (mu, logvar) at lr x slot_lr_scale (1 in the release), the rest at lr.
 
     Weight decay on every parameter (biases, norms and the slot Gaussians included), as released.
     A scale of 0 freezes that backbone (no gradient, eval mode: no drop-path noise).
@@ -40,11 +41,13 @@ def build_optimizer(net, cfg: dict) -> torch.optim.AdamW:
     net.bert.requires_grad_(cfg["bert_lr_scale"] > 0)
     vit_ids = {id(p) for p in net.vit.parameters()}
     bert_ids = {id(p) for p in net.bert.parameters()}
+    slot_ids = {id(p) for p in net.discovery.slots.parameters()}
     params = [p for p in net.parameters() if p.requires_grad]
     groups = [
         dict(params=[p for p in params if id(p) in vit_ids], lr=cfg["lr"] * cfg["vit_lr_scale"]),
         dict(params=[p for p in params if id(p) in bert_ids], lr=cfg["lr"] * cfg["bert_lr_scale"]),
-        dict(params=[p for p in params if id(p) not in vit_ids | bert_ids], lr=cfg["lr"]),
+        dict(params=[p for p in params if id(p) in slot_ids], lr=cfg["lr"] * cfg["slot_lr_scale"]),
+        dict(params=[p for p in params if id(p) not in vit_ids | bert_ids | slot_ids], lr=cfg["lr"]),
     ]
     return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg["weight_decay"])
 

@@ -60,6 +60,16 @@ def test_entity_slots_are_gaussian_major_and_init_as_specified():
     assert slots.mu.grad is not None and slots.logvar.grad.abs().sum() > 0
 
 
+def test_var_scaling_sets_the_initial_sigma_norm():
+    # the release's --agg_var_scaling s: logvar offset log(1/(D*s)), so ||sigma|| ~ 1/sqrt(s)
+    torch.manual_seed(0)
+    for scaling, norm in ((1.0, 1.0), (0.01, 10.0), (4.0, 0.5)):
+        slots = EntitySlots(dim=256, groups=4, samples=2, var_scaling=scaling)
+        assert abs(torch.exp(0.5 * slots.logvar).norm(dim=-1).mean().item() - norm) < 0.05 * norm
+        spread = (slots(batch=2000) - slots.means()).pow(2).sum(-1).mean().sqrt().item()
+        assert abs(spread - norm) < 0.05 * norm
+
+
 def test_random_and_query_slot_types():
     torch.manual_seed(0)
     random = EntitySlots(16, groups=3, samples=2, slot_type="random")

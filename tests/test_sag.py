@@ -169,3 +169,18 @@ def test_divergence_names_method_seed_and_step(tmp_path, synthref_root):
     train = load_refer(synthref_root, "synthref", "train")
     with pytest.raises(TrainingDivergedError, match=r"sag seed 3: loss became nan at step 0"):
         sag.fit(train, dict(batch_size=8, steps=2, warmup_steps=1), seed=3, progress=False)
+
+
+def test_optimizer_groups_scale_the_backbones_and_the_slot_gaussians(tmp_path):
+    from sag_model.training import build_optimizer, resolve_train_cfg
+
+    net = tiny_sag(tmp_path).net
+    cfg = resolve_train_cfg(dict(lr=1e-3, vit_lr_scale=0.1, bert_lr_scale=0.5, slot_lr_scale=10.0))
+    groups = build_optimizer(net, cfg).param_groups
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert lr_of[id(net.vit.vit.patch_embed.proj.weight)] == pytest.approx(1e-4)
+    assert lr_of[id(net.text_proj.weight)] == pytest.approx(1e-3)
+    assert lr_of[id(net.discovery.slots.mu)] == pytest.approx(1e-2)
+    assert lr_of[id(net.discovery.slots.logvar)] == pytest.approx(1e-2)
+    assert lr_of[id(next(net.bert.parameters()))] == pytest.approx(5e-4)
+    assert len(lr_of) == sum(1 for p in net.parameters() if p.requires_grad)
