@@ -60,6 +60,7 @@ variants = dict(
 #   one stage  8 groups, soft Gumbel (180 steps)        3.5 of 8              2.48 / 2.70
 #   one stage 16 groups, hard Gumbel                    2.9 of 16             2.31 / 3.16
 #   one stage  8 groups, hard Gumbel, stand-in lr 3e-3  1.6 of 8              1.39 / 2.35
+#   one stage  8 groups, width 64, 400 steps (~70 CPU-s) 2.7 of 8             2.43 / 3.24
 # Chosen: one stage of 8 groups, 200 steps (~90 CPU-s; the budget allows no more). Through the CLI
 # (seeds 0,1,2; floor val/testA/testB 2.9/3.3/3.0): zero-shot val 2.83, testA 3.49, testB 2.75;
 # fine-tuned (1 epoch, 123 steps, bs 32, lr 1e-5, fit ~25 s) val 2.90±0.08, testA 3.67±0.06,
