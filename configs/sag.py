@@ -1,7 +1,7 @@
 # SaG on the embedded benchmark (synthref, synthref+, synthrefg): the release's architecture
 # (shared/specs/sag.md A.3-A.7) scaled to 64 px scenes and tiny stand-in backbones.
 # K = 12 slots as K_g x K_s = 6 x 2: the paper's best ratio (18 x 2 of 36, Table 3) scaled to K = 12.
-_base_ = ['_base_/synthref.py']
+_base_ = ['_base_/synthref.py', '_base_/sag_variants.py']
 
 method = dict(
     type="sag",
@@ -77,23 +77,11 @@ profiles = dict(
     full=dict(),
 )
 
+# Table 3 (left): K_g x K_s at K = 12 (variants named by K_s; see _base_/sag_variants.py).
 variants = dict(
-    T8=dict(method=dict(T=8)), T6=dict(method=dict(T=6)), T4=dict(method=dict(T=4)),
-    T2=dict(method=dict(T=2)), T1=dict(method=dict(T=1)),
-    no_interaction=dict(method=dict(interaction=False)),
-    transformer_agg=dict(method=dict(aggregation="transformer")),
-    no_recon=dict(method=dict(recon_weight=0.0)),
-    random_slots=dict(method=dict(slots=dict(type="random"))),
-    query_slots=dict(method=dict(slots=dict(type="query"))),
-    # Table 3 (left) at K = 12: the paper's 36x1, 18x2, 12x3, 9x4, 6x6 keep K_s and scale K_g.
-    G12x1=dict(method=dict(slots=dict(groups=12, samples=1))),
-    G6x2=dict(method=dict(slots=dict(groups=6, samples=2))),
-    G4x3=dict(method=dict(slots=dict(groups=4, samples=3))),
-    G3x4=dict(method=dict(slots=dict(groups=3, samples=4))),
-    G2x6=dict(method=dict(slots=dict(groups=2, samples=6))),
-    # Table 3 (right): inference schemes.
-    avg=dict(method=dict(inference="avg")),
-    max=dict(method=dict(inference="max")),
-    min=dict(method=dict(inference="min")),
-    eval_mean=dict(method=dict(eval_slots="mean")),
+    Ks1=dict(method=dict(slots=dict(groups=12, samples=1))),
+    Ks2=dict(method=dict(slots=dict(groups=6, samples=2))),
+    Ks3=dict(method=dict(slots=dict(groups=4, samples=3))),
+    Ks4=dict(method=dict(slots=dict(groups=3, samples=4))),
+    Ks6=dict(method=dict(slots=dict(groups=2, samples=6))),
 )

@@ -5,7 +5,7 @@
 #   --set method.vit.checkpoint=PATH   timm ViT-S/16 at 384, AugReg IN21k->IN1k
 #                                      (vit_small_patch16_384.augreg_in21k_ft_in1k: .npz or .pth/.safetensors)
 #   --set method.bert.checkpoint=DIR   a transformers folder of bert-base-uncased
-_base_ = ['_base_/real.py']
+_base_ = ['_base_/real.py', '_base_/sag_variants.py']
 
 method = dict(
     type="sag",
@@ -52,21 +52,11 @@ profiles = dict(
     full=dict(),
 )
 
+# Table 3 (left): K_g x K_s at K = 36 (variants named by K_s; see _base_/sag_variants.py).
 variants = dict(
-    T8=dict(method=dict(T=8)), T6=dict(method=dict(T=6)), T4=dict(method=dict(T=4)),
-    T2=dict(method=dict(T=2)), T1=dict(method=dict(T=1)),
-    no_interaction=dict(method=dict(interaction=False)),
-    transformer_agg=dict(method=dict(aggregation="transformer")),
-    no_recon=dict(method=dict(recon_weight=0.0)),
-    random_slots=dict(method=dict(slots=dict(type="random"))),
-    query_slots=dict(method=dict(slots=dict(type="query"))),
-    G36x1=dict(method=dict(slots=dict(groups=36, samples=1))),
-    G18x2=dict(method=dict(slots=dict(groups=18, samples=2))),
-    G12x3=dict(method=dict(slots=dict(groups=12, samples=3))),
-    G9x4=dict(method=dict(slots=dict(groups=9, samples=4))),
-    G6x6=dict(method=dict(slots=dict(groups=6, samples=6))),
-    avg=dict(method=dict(inference="avg")),
-    max=dict(method=dict(inference="max")),
-    min=dict(method=dict(inference="min")),
-    eval_mean=dict(method=dict(eval_slots="mean")),
+    Ks1=dict(method=dict(slots=dict(groups=36, samples=1))),
+    Ks2=dict(method=dict(slots=dict(groups=18, samples=2))),
+    Ks3=dict(method=dict(slots=dict(groups=12, samples=3))),
+    Ks4=dict(method=dict(slots=dict(groups=9, samples=4))),
+    Ks6=dict(method=dict(slots=dict(groups=6, samples=6))),
 )

@@ -1,7 +1,8 @@
 # Main paper Table 3: slots as K_g Gaussians × K_s samples, and the inference scheme.
 # The paper has K = 36 slots; synthref's SaG has K = 12, so each paper row keeps its K_s and
-# K_g = 12 / K_s: 36×1→12×1, 18×2→6×2, 12×3→4×3, 9×4→3×4, 6×6→2×6 (variants sag@G<K_g>x<K_s>).
-# 6×2 is synthref SaG's default (configs/sag.py), so that row reads plain `sag`, as A2–A4 do.
+# K_g = 12 / K_s: 36×1→12×1, 18×2→6×2, 12×3→4×3, 9×4→3×4, 6×6→2×6. The variants are named by
+# K_s (sag@Ks<K_s>, configs/_base_/sag_variants.py), so on real data the same names give the
+# paper's K = 36 rows. K_s = 2 is SaG's default layout, so that row reads plain `sag`, as A2–A4 do.
 title = "Table 3 (main paper) — K_g × K_s and the inference scheme; val"
 paper_csv = "T3.csv"
 dataset = "synthref"
@@ -12,7 +13,7 @@ _SLOTS = [("12x1", "36x1"), ("6x2", "18x2"), ("4x3", "12x3"), ("3x4", "9x4"), ("
 _SCHEMES = [("avg", "AVG"), ("max", "MAX"), ("min", "MIN")]
 _DEFAULT_SLOTS = "6x2"
 rows = [dict(key=f"G{ours}", label=f"K_g×K_s = {ours} (paper {paper})",
-             method="sag" if ours == _DEFAULT_SLOTS else f"sag@G{ours}",
+             method="sag" if ours == _DEFAULT_SLOTS else f"sag@Ks{ours.split('x')[1]}",
              paper={"part": "KgxKs", "variant": paper}) for ours, paper in _SLOTS]
 rows += [dict(key=name, label=f"scheme {label}", method=f"sag@{name}",
               paper={"part": "scheme", "variant": label}) for name, label in _SCHEMES]
