@@ -1,13 +1,17 @@
 """`run --jobs N`: independent method × seed runs in N worker processes (DESIGN §9).
 
 Each run writes its own store folder, so runs never share a file. Workers split the CPU threads
-between them (N processes × all cores each would oversubscribe). A user mistake inside a worker
+between them (N processes × all cores each would oversubscribe), and so the DenseCRF pool each
+worker starts for the +crf settings. Workers are not daemonic (a concurrent.futures pool, not a
+multiprocessing.Pool), because that CRF pool needs child processes of its own. A user mistake inside a worker
 comes back as its message and is raised here as a HarnessError, so the CLI still prints one line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 from harness.errors import HarnessError
 
@@ -35,10 +39,12 @@ def _run_job(args):
 def run_parallel(work: list[tuple[str, int]], opts, jobs: int) -> list:
     """run_one(spec, seed, opts) for each (spec, seed) in `work`, `jobs` at a time, in order."""
     threads = _worker_threads(jobs)
+    if opts.crf_workers is None:  # one per CPU overall, not one per CPU in every worker
+        opts = dataclasses.replace(opts, crf_workers=threads)
     tasks = [(spec, seed, opts, threads) for spec, seed in work]
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes=min(jobs, len(tasks))) as pool:
-        answers = pool.map(_run_job, tasks, chunksize=1)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
+        answers = list(pool.map(_run_job, tasks))
     outcomes = []
     for status, value in answers:
         if status == "error":

@@ -103,7 +103,8 @@ def test_run_floors_end_to_end_in_parallel_jobs(synthref_root, tmp_path):
     out = tmp_path / "runs"
     result = harness_cli("run", "--methods", "whole,objects", "--dataset", "synthref",
                          "--data-root", synthref_root, "--seeds", "0,1", "--splits", "val,testB",
-                         "--taus", "0.5", "--out", out, "--jobs", "2", "--no-progress")
+                         "--taus", "0.5", "--crf", "--out", out, "--jobs", "2", "--no-progress")
+    # --crf inside --jobs: each worker starts its own DenseCRF pool (workers must not be daemonic).
     assert result.returncode == 0, result.stderr
     assert "4 run(s) computed, 0 already stored" in result.stdout
     for split in ("val", "testB"):
@@ -115,6 +116,7 @@ def test_run_floors_end_to_end_in_parallel_jobs(synthref_root, tmp_path):
                 folder = out / "synthref" / method / f"seed{seed}"
                 metrics = json.loads((folder / "metrics.json").read_text())
                 assert sorted(metrics["splits"]) == ["testB", "val"]
+                assert sorted(metrics["splits"][split]) == ["tau=0.50", "tau=0.50+crf"]
                 got = metrics["splits"][split]["tau=0.50"]
                 for key, value in expected[method].items():
                     assert got[key] == pytest.approx(value, abs=1e-4), (method, split, key)
