@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from harness.data.types import RefDataset, RefSample
@@ -67,6 +68,19 @@ def small_synthref(root: Path) -> Path:
 
     return write_synthref(Path(root) / "data", "synthref", seed=0,
                           sizes={"train": 24, "val": 6, "testA": 2, "testB": 2})
+
+
+@pytest.fixture(scope="module", name="synthref_root")
+def small_synthref_root(tmp_path_factory):
+    """A small synthref, with the stand-in cache beside it for the whole module.
+
+    Importing this into a test module overrides conftest's session-wide `synthref_root` there:
+    a 6-expression val split keeps the methods' smoke runs fast.
+    """
+    root = tmp_path_factory.mktemp("synthref")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAG_HARNESS_CACHE", str(root / "cache"))
+        yield small_synthref(root)
 
 
 def smoke_run(spec: str, data_root: Path, out: Path) -> dict:

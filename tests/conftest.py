@@ -31,3 +31,14 @@ def synthref_root(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("synthref")
     return write_variants(root, VARIANTS, seed=0, sizes=SMALL_SYNTHREF_SIZES)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, thread hand-offs cost more than they save."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,14 +13,8 @@ from harness.backbones import build_bert, build_clip, build_vit
 from harness.errors import CheckpointError, UnknownNameError
 from harness.segmenter import RunEnv
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, thread hand-offs cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

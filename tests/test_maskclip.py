@@ -14,7 +14,7 @@ from harness.backbones.clip import CLIP_STANDIN, standin_clip_model
 from harness.backbones.standin_training import merged
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
-from tests.baseline_data import batch_images, small_synthref, smoke_run, write_tiny_dataset
+from tests.baseline_data import batch_images, small_synthref_root, smoke_run, write_tiny_dataset  # noqa: F401 (fixture synthref_root)
 
 TINY_CLIP = dict(embed_dim=16, vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
                  text_cfg=dict(context_length=16, width=32, heads=2, layers=1),
@@ -129,15 +129,6 @@ def test_zero_shot_fit_trains_nothing(tiny):
     before = {k: v.clone() for k, v in seg.clip.state_dict().items()}
     assert seg.fit(train, dict(batch_size=8), seed=0, progress=False) == {"finetune": False}
     assert all(torch.equal(before[k], v) for k, v in seg.clip.state_dict().items())
-
-
-@pytest.fixture(scope="module")
-def synthref_root(tmp_path_factory):
-    """A small synthref, with the stand-in cache beside it for the whole module."""
-    root = tmp_path_factory.mktemp("synthref")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SAG_HARNESS_CACHE", str(root / "cache"))
-        yield small_synthref(root)
 
 
 @pytest.mark.parametrize("spec", ["maskclip", "maskclip@zeroshot"])

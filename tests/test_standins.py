@@ -19,6 +19,8 @@ from harness.backbones.standin_vit import label_vocabulary, multi_hot_targets
 from harness.errors import CheckpointError
 from harness.segmenter import RunEnv
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # Small enough to pretrain in a second or two; same code paths as the defaults.
@@ -30,14 +32,6 @@ TINY_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, s
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                  max_position_embeddings=48, steps=40, batch_size=32, lr=3e-3, warmup=4)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, thread hand-offs cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from baselines.tseg import TSEG
 from baselines.tseg_loss import batch_candidates, mlpa_bce_loss, mlpa_image_scores, patch_text_scores
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
-from tests.baseline_data import batch_images, small_synthref, smoke_run, write_tiny_dataset
+from tests.baseline_data import batch_images, small_synthref_root, smoke_run, write_tiny_dataset  # noqa: F401 (fixture synthref_root)
 
 
 def softmax(values):
@@ -104,15 +104,6 @@ def test_unknown_inference_is_a_config_error(tiny):
     env, _ = tiny
     with pytest.raises(ConfigError, match="method.inference"):
         TSEG(tiny_cfg(inference="argmax"), env)
-
-
-@pytest.fixture(scope="module")
-def synthref_root(tmp_path_factory):
-    """A small synthref, with the stand-in cache beside it for the whole module."""
-    root = tmp_path_factory.mktemp("synthref")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SAG_HARNESS_CACHE", str(root / "cache"))
-        yield small_synthref(root)
 
 
 @pytest.mark.parametrize("spec", ["tseg"])
