@@ -7,7 +7,8 @@
 Each job runs in a child process into its own store; the per-stage breakdown (build = segmenter
 construction incl. stand-in pretraining on a cache miss, fit, data, predict, crf, metrics) is
 summed from the `timings_s` every run writes to its config.json, so the slowest stage is visible.
-`--cache DIR` chooses the cache (default: a new temporary one for `main`, the user's for the rest).
+`--cache DIR` chooses the cache (default: a new temporary one for `main`, the user's for the rest);
+`--out DIR` keeps the store (e.g. results/runs, for `harness table` and `harness report` afterwards).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=sorted(JOBS))
     parser.add_argument("--cache", help="SAG_HARNESS_CACHE for the child (default: see above)")
+    parser.add_argument("--out", help="store to run into (default: a new temporary one); a store that "
+                        "already holds runs skips them, so the time measured is only what was missing")
     args = parser.parse_args()
     flags, goal = JOBS[args.job]
     env = dict(os.environ)
@@ -52,9 +55,9 @@ def main() -> None:
         env["SAG_HARNESS_CACHE"] = args.cache
     elif args.job == "main":
         env["SAG_HARNESS_CACHE"] = tempfile.mkdtemp(prefix="bench-cache-")
-    out = Path(tempfile.mkdtemp(prefix=f"bench-{args.job}-"))
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix=f"bench-{args.job}-"))
     command = [sys.executable, "-m", "harness", "run", *flags, "--out", str(out), "--no-progress"]
-    print("running:", " ".join(command[1:]), f"(cache {env.get('SAG_HARNESS_CACHE', 'default')})")
+    print("running:", " ".join(command[1:]), f"(cache {env.get('SAG_HARNESS_CACHE', 'default')})", flush=True)
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True)
     wall = time.perf_counter() - started

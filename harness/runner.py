@@ -118,11 +118,13 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
         print(f"skip {opts.dataset}/{resolved.spec}/seed{seed} (done)", flush=True)
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
                           store.read_metrics(folder))
-    splits, taus, crf = _wanted(opts, store.read_metrics(folder), resolved.config_hash)
+    previous = store.read_metrics(folder)
+    splits, taus, crf = _wanted(opts, previous, resolved.config_hash)
+    fitted = _stored_fit(folder, previous, resolved.config_hash)   # read before begin_run clears it
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)
     started = time.time()
-    segmenter, train_log, timings = _build_and_fit(resolved, seed, opts, folder)
+    segmenter, train_log, timings = _build_and_fit(resolved, seed, opts, folder, fitted)
     results, records = {}, []
     for split in splits:
         results[split], split_records = evaluate_split(
@@ -146,8 +148,27 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
                       split_by=opts.split_by, limit=limit)
 
 
-def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path):
-    """Seed, build the segmenter from the registry, and fit it unless the config says not to.
+def _stored_fit(folder: Path, previous: Optional[dict], config_hash: str) -> Optional[dict]:
+    """The fitted state of a complete run of this config hash that kept its model.pt, with its
+    training log: a run that only lacks a τ, the +crf settings or a split re-predicts from it
+    instead of training again (same weights, so the settings it had come out identical)."""
+    import torch
+
+    if previous is None or previous.get("config_hash") != config_hash:
+        return None
+    checkpoint, record = folder / store.CHECKPOINT_FILE, store.read_config(folder)
+    if not checkpoint.is_file() or record is None:
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    train_log = record.get("train_log") or {}
+    return dict(state=state, train_log=train_log,
+                fitted_at=train_log.get("fitted_at") or record.get("started_at"))
+
+
+def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path,
+                   fitted: Optional[dict] = None):
+    """Seed, build the segmenter from the registry, and fit it unless the config says not to
+    (or restore the stored fit `fitted`, see `_stored_fit`).
 
     The fit checkpoints each epoch into the run folder's train_state/ (train_cfg keys
     state_dir, state_tag = the config hash, resume) — see harness/train_state.py."""
@@ -170,7 +191,13 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
     segmenter = segmenter_class(resolved.method)(method_cfg, env)  # may run stand-in pretraining
     timings["build"] = time.perf_counter() - tick
     train_log = {}
-    if train_split is not None:
+    if fitted is not None:
+        segmenter.restore_fit(fitted["state"], seed)
+        train_log = dict(fitted["train_log"], fit_restored_from=str(folder / store.CHECKPOINT_FILE),
+                         fitted_at=fitted["fitted_at"])
+        print(f"restored {opts.dataset}/{resolved.spec}/seed{seed} from its model.pt "
+              "(adding settings or splits; no retraining)", flush=True)
+    elif train_split is not None:
         train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume),
                          state_dir=str(store.train_state_dir(folder)),
                          state_tag=resolved.config_hash)

@@ -76,6 +76,10 @@ class SaG(Segmenter):
         self.reseed_eval(seed)
         return log
 
+    def restore_fit(self, sd: dict, seed: int) -> None:
+        self.load_state_dict(sd)
+        self.reseed_eval(seed)
+
     def _attention(self, images: torch.Tensor, texts: list[str]):
         self.net.eval()
         return self.net.attention(images.to(self.env.device), list(texts),

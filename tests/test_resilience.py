@@ -199,3 +199,29 @@ def test_train_state_restores_every_rng_and_refuses_another_config(tmp_path):
     with pytest.raises(CheckpointError, match="saved for config hash 'h1', this run's is 'h2'"):
         TrainState(tmp_path, resume=True, tag="h2").maybe_resume({"net": net}, fresh)
     assert TrainState(tmp_path, resume=False, tag="h2").maybe_resume({"net": net}, fresh).epoch == 0
+
+
+def test_adding_settings_to_a_stored_run_restores_its_model_instead_of_refitting(config, synthref_root,
+                                                                                 tmp_path, capsys):
+    """A3 asks SaG's stored A4 runs for more τ: the run re-predicts from its model.pt. The settings
+    it had come out byte-identical, the new ones equal a from-scratch run that asked for all."""
+    out, clean = tmp_path / "runs", tmp_path / "clean"
+    keep = ["--set", "runtime.save_checkpoint=True"]
+    assert main(run_args(config, synthref_root, out, "0", "--taus", "0.5", *keep)) == 0
+    folder = store.run_dir(out, "synthref", "tiny_probe", 0)
+    first = json.loads((folder / "metrics.json").read_text())
+    first_log = json.loads((folder / "config.json").read_text())["train_log"]
+    capsys.readouterr()
+    assert main(run_args(config, synthref_root, out, "0", "--taus", "0.3", "--crf", *keep)) == 0
+    assert "restored synthref/tiny_probe/seed0 from its model.pt" in capsys.readouterr().out
+    record = json.loads((folder / "config.json").read_text())
+    assert record["timings_s"]["fit"] == 0.0
+    assert record["train_log"]["fit_restored_from"].endswith("model.pt")
+    assert record["train_log"]["loss_per_epoch"] == first_log["loss_per_epoch"]  # the fit log travels along
+    second = json.loads((folder / "metrics.json").read_text())
+    assert sorted(second["splits"]["val"]) == ["tau=0.30", "tau=0.30+crf", "tau=0.50", "tau=0.50+crf"]
+    assert second["splits"]["val"]["tau=0.50"] == first["splits"]["val"]["tau=0.50"]
+    assert (folder / "model.pt").is_file()
+    assert main(run_args(config, synthref_root, clean, "0", "--taus", "0.3,0.5", "--crf", *keep)) == 0
+    fresh = json.loads((store.run_dir(clean, "synthref", "tiny_probe", 0) / "metrics.json").read_text())
+    assert fresh["splits"] == second["splits"]
