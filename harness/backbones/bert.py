@@ -32,7 +32,7 @@ from transformers import BertConfig, BertModel, BertTokenizer
 from harness.backbones.pretrain_cache import cached_pretrain
 from harness.backbones.standin_bert import train_bert_standin
 from harness.backbones.standin_training import load_standin_weights, merged, standin_seed
-from harness.backbones.state_dicts import first_line, raise_on_mismatch, require_path
+from harness.backbones.state_dicts import first_line, quiet_transformers_loading, raise_on_mismatch, require_path
 from harness.errors import CheckpointError
 
 BERT_STANDIN = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
@@ -76,7 +76,8 @@ def load_real_bert(checkpoint) -> tuple[BertModel, BertTokenizer]:
     folder = require_path(checkpoint, "BERT checkpoint", folder=True)
     try:
         tokenizer = BertTokenizer.from_pretrained(str(folder), local_files_only=True)
-        bert, info = BertModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
+        with quiet_transformers_loading():
+            bert, info = BertModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
     except Exception as exc:  # transformers raises OSError/ValueError/RuntimeError for unusable folders
         raise CheckpointError(f"{folder}: cannot be loaded as a BERT folder ({first_line(exc)})") from exc
     if len(tokenizer) <= len(tokenizer.all_special_ids):  # transformers' silent fallback when no vocab

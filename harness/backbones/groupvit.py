@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from harness.backbones.state_dicts import quiet_transformers_loading
 from harness.backbones.pretrain_cache import captions_fingerprint, cached_pretrain
 from harness.errors import CheckpointError, DataError
 
@@ -233,7 +234,9 @@ def load_transformers_folder(folder: Path):
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{folder}: expected a transformers GroupViT folder with config.json")
     try:
-        model, info = GroupViTModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
+        with quiet_transformers_loading():
+            model, info = GroupViTModel.from_pretrained(str(folder), local_files_only=True,
+                                                        output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{folder}: cannot load as transformers GroupViTModel ({exc})") from exc
     _check_loaded(folder, list(info.get("missing_keys", [])), list(info.get("unexpected_keys", [])))

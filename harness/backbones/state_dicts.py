@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,21 @@ def require_path(path, what: str, folder: bool = False) -> Path:
         kind = "folder" if folder else "file"
         raise CheckpointError(f"{path}: {what} {kind} not found")
     return path
+
+
+@contextlib.contextmanager
+def quiet_transformers_loading():
+    """No "Loading weights" bar from transformers' `from_pretrained` (a bar per cached stand-in
+    load cluttered `run --no-progress` logs); the caller's setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def is_torchscript_archive(path: Path) -> bool:
