@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 
+import torch
+
 from harness.paths import REPO_ROOT
 
 VERSIONED_PACKAGES = {
@@ -70,6 +72,7 @@ def config_record(resolved, seed: int, opts, train_log: dict, timings: dict,
         "git_revision": git_revision(),
         "started_at": utc_iso(started),
         "finished_at": utc_iso(time.time()),
+        "torch_threads": torch.get_num_threads(),   # what computed it (runtime.torch_threads pins it)
         "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},
         "train_log": train_log,
         "command": opts.command,

@@ -70,8 +70,17 @@ def evaluable_splits_of(dataset: str) -> list[str]:
 
 
 def resolve(spec: str, opts: RunOptions) -> ResolvedConfig:
-    return load_run_config(spec, opts.dataset, opts.profile, opts.overrides,
-                           config_path=opts.config_path, limit=opts.limit)
+    resolved = load_run_config(spec, opts.dataset, opts.profile, opts.overrides,
+                               config_path=opts.config_path, limit=opts.limit)
+    run_threads(resolved)  # a bad runtime.torch_threads is named before any work starts
+    return resolved
+
+
+def run_threads(resolved: ResolvedConfig) -> Optional[int]:
+    """The intra-op thread count a run is pinned to (`runtime.torch_threads`; None: PyTorch's)."""
+    from harness.seeding import check_threads
+
+    return check_threads(resolved.cfg.get("runtime", {}).get("torch_threads"), "runtime.torch_threads")
 
 
 def _wanted(opts: RunOptions, previous: Optional[dict], config_hash: str):
@@ -95,16 +104,19 @@ def _wanted(opts: RunOptions, previous: Optional[dict], config_hash: str):
 
 def run_one(spec: str, seed: int, opts: RunOptions,
             resolved: Optional[ResolvedConfig] = None) -> RunOutcome:
-    """Compute (or skip) one method spec × seed on `opts.dataset` and store it.
+    """Compute (or skip) one method spec × seed on `opts.dataset` and store it, with the intra-op
+    thread count the config pins (`runtime.torch_threads`: the figures depend on it).
 
     The run folder's lock (harness/store_lock.py) is held from the "is it done?" check to the
     last write, so two processes writing one store take turns instead of interleaving files.
     """
     from harness.store_lock import run_lock
 
+    from harness.seeding import torch_threads
+
     resolved = resolved or resolve(spec, opts)
     folder = store.run_dir(opts.out, opts.dataset, resolved.spec, seed)
-    with run_lock(folder, enabled=distributed.is_main()):
+    with run_lock(folder, enabled=distributed.is_main()), torch_threads(run_threads(resolved)):
         return _run_locked(resolved, seed, opts, folder)
 
 

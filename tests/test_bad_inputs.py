@@ -108,6 +108,8 @@ CASES = {
         "--no-progress", "--set", f"method.vit.checkpoint={wrong_architecture(t / 'not_a_vit.pth')}",
         "method.vit.arch=vit_tiny_patch16_224", "method.vit.img_size=64"],
         ["not_a_vit.pth", "does not match timm vit_tiny_patch16_224", "missing keys", "cls_token"]),
+    "threads_zero": (lambda g, t, o: run_case(g, o, "--set", "runtime.torch_threads=0"),
+                     ["runtime.torch_threads=0", "expected a positive integer"]),
     "score_missing_png": (lambda g, t, o: score_case(g, val_predictions(t / "p1", g, lambda f: (
         f / "8.png").unlink()), o), ["1 missing (8)"]),
     "score_extra_png": (lambda g, t, o: score_case(g, val_predictions(t / "p2", g, lambda f: (

@@ -220,3 +220,18 @@ def test_finetune_false_skips_fit_and_checkpoint_is_saved(refer_root, toy_config
     assert CALLS["fit"] == 0
     assert (outcome.run_dir / "model.pt").is_file()
     assert torch.load(outcome.run_dir / "model.pt") == {}
+
+
+def test_run_is_pinned_to_the_configs_thread_count(refer_root, toy_config, tmp_path, one_thread):
+    """CPU figures depend on the intra-op thread count (harness/seeding.py), so a run computes
+    with `runtime.torch_threads` whatever the caller's setting (one thread here), records it,
+    and gives the caller's back."""
+    opts = options(refer_root, toy_config, tmp_path, splits=["val"],
+                   overrides=["runtime.torch_threads=2"])
+    [pinned] = run_many(["test_fixed_box"], [0], opts)
+    assert torch.get_num_threads() == 1
+    assert json.loads((pinned.run_dir / "config.json").read_text())["torch_threads"] == 2
+    opts = options(refer_root, toy_config, tmp_path / "other", splits=["val"],
+                   overrides=["runtime.torch_threads=1"])
+    [other] = run_many(["test_fixed_box"], [0], opts)
+    assert other.metrics["config_hash"] != pinned.metrics["config_hash"]   # a different computation

@@ -152,3 +152,18 @@ def test_mask_tokens_statistics(tmp_path):
     assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(corrupted[~chosen], ids[~chosen])
     as_mask = (corrupted[chosen] == tokenizer.mask_token_id).float().mean().item()
     assert abs(as_mask - 0.8) < 0.03
+
+
+def test_standin_pretraining_is_pinned_to_its_thread_count(tmp_path, one_thread):
+    """The cache holds the same weights however it was filled: pretraining runs with
+    STANDIN_THREADS threads whatever the caller's count, which is part of the key and the record."""
+    from harness.backbones import pretrain_cache
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "captions.json").write_text("[]")
+    seen = []
+    folder = pretrain_cache.cached_pretrain("probe", {"steps": 1}, root, tmp_path / "cache",
+                                            lambda out: seen.append(torch.get_num_threads()))
+    assert seen == [pretrain_cache.STANDIN_THREADS] and torch.get_num_threads() == 1
+    assert json.loads((folder / "standin.json").read_text())["threads"] == pretrain_cache.STANDIN_THREADS

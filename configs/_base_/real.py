@@ -6,6 +6,9 @@
 runtime = dict(
     eval_batch_size=16,     # images per predict() call at evaluation
     save_checkpoint=False,  # write model.pt next to metrics.json
+    # None: PyTorch's own intra-op thread count (the machine's cores). On CPU the figures then
+    # depend on the machine; pin it (e.g. --set runtime.torch_threads=8) to compare CPU runs.
+    torch_threads=None,
 )
 
 protocol = dict(

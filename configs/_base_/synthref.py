@@ -5,7 +5,14 @@
 runtime = dict(
     eval_batch_size=64,     # images per predict() call at evaluation
     save_checkpoint=False,  # write model.pt next to metrics.json (the entity figure needs it)
+    # Intra-op threads every run is pinned to: CPU float results depend on the thread count
+    # (harness/seeding.py), so it is part of the config and its hash. 2 = the CI machine's cores.
+    torch_threads=2,
 )
+
+# The smoke profile (tests) runs on one thread: its models are tiny, and tests on a shared
+# machine run beside other processes. A method's own `profiles` merge into these.
+profiles = dict(smoke=dict(runtime=dict(torch_threads=1)))
 
 protocol = dict(
     minmax=True,  # min-max normalise each score map before CRF/τ (SaG and MaskCLIP do; DESIGN §5)

@@ -2,8 +2,10 @@
 
 A stand-in replaces web-scale pretraining (CLIP's WIT, GroupViT's CC12M+YFCC, ImageNet for
 ViT) that cannot be fetched here. Its result depends only on its own config and the captions
-it was trained on, so the cache key is `hash(kind, standin_cfg, captions fingerprint)`; the
-stand-in always uses its own fixed seed, never the run's.
+it was trained on, so the cache key is `hash(kind, standin_cfg, captions fingerprint, threads)`;
+the stand-in always uses its own fixed seed, never the run's, and always trains with
+`STANDIN_THREADS` intra-op threads, whatever the machine or `--jobs` (a float reduction depends
+on the thread count: harness/seeding.py), so a cache holds the same weights however it was filled.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Callable
 
 from harness.atomic_dir import build_once
 from harness.errors import CheckpointError
+from harness.seeding import torch_threads
+
+STANDIN_THREADS = 2
 
 
 def captions_path(data_root: Path) -> Path:
@@ -38,8 +43,8 @@ def load_caption_pairs(data_root: Path) -> list[tuple[Path, list[str]]]:
 
 
 def standin_key(kind: str, standin_cfg: dict, data_root: Path) -> str:
-    blob = json.dumps({"kind": kind, "cfg": standin_cfg, "captions": captions_fingerprint(data_root)},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"kind": kind, "cfg": standin_cfg, "captions": captions_fingerprint(data_root),
+                       "threads": STANDIN_THREADS}, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -53,8 +58,9 @@ def cached_pretrain(kind: str, standin_cfg: dict, data_root: Path, cache_dir: Pa
     final = Path(cache_dir) / "pretrain" / standin_key(kind, standin_cfg, data_root)
 
     def fill(tmp: Path) -> None:
-        train_fn(tmp)
-        (tmp / "standin.json").write_text(json.dumps({"kind": kind, "cfg": standin_cfg}, sort_keys=True,
-                                                     indent=1, default=str))
+        with torch_threads(STANDIN_THREADS):
+            train_fn(tmp)
+        (tmp / "standin.json").write_text(json.dumps({"kind": kind, "cfg": standin_cfg, "threads": STANDIN_THREADS},
+                                                     sort_keys=True, indent=1, default=str))
 
     return build_once(final, fill)
