@@ -30,6 +30,7 @@ from tqdm import tqdm
 from harness.backbones.groupvit import (encode_images, encode_texts, groupvit_config, normalise_pixels,
                                         special_token_ids, vocab_tokenizer)
 from harness.backbones.pretrain_cache import load_caption_pairs
+from harness.backbones.state_dicts import quiet_transformers_loading
 from harness.data.images import read_rgb
 from harness.errors import TrainingDivergedError
 
@@ -164,7 +165,8 @@ def pretrain_standin(standin: dict, data_root: Path, out_dir: Path, progress: bo
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     seconds = time.time() - start
-    model.eval().save_pretrained(str(out_dir))
+    with quiet_transformers_loading():   # no "Writing model shards" bar
+        model.eval().save_pretrained(str(out_dir))
     tokenizer.save(out_dir)
     log = {"steps": steps, "seconds": round(seconds, 1), "curve": curve_summary(losses), "losses": losses}
     (Path(out_dir) / "loss_curve.json").write_text(json.dumps(log))

@@ -27,8 +27,9 @@ def require_path(path, what: str, folder: bool = False) -> Path:
 
 @contextlib.contextmanager
 def quiet_transformers_loading():
-    """No "Loading weights" bar from transformers' `from_pretrained` (a bar per cached stand-in
-    load cluttered `run --no-progress` logs); the caller's setting is restored afterwards."""
+    """No "Loading weights" / "Writing model shards" bar from transformers' `from_pretrained` /
+    `save_pretrained` (a bar per cached stand-in load cluttered `run --no-progress` logs); the
+    caller's setting is restored afterwards."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
