@@ -5,6 +5,7 @@
     python benchmarks/bench_budgets.py ci     # the CI gate's run (goal: .ci/run ≤ 30 min with the tests)
     python benchmarks/bench_budgets.py a2     # run --table A2 (SaG at T = 8, 6, 4, 2, 1; no goal)
     python benchmarks/bench_budgets.py a3     # run --table A3 (τ sweep; re-predicts stored SaG runs)
+    python benchmarks/bench_budgets.py t3     # run --table T3 (main paper Table 3: K_g x K_s, schemes)
 
 Each job runs in a child process into its own store; the per-stage breakdown (build = segmenter
 construction incl. stand-in pretraining on a cache miss, fit, data, predict, crf, metrics) is
@@ -31,6 +32,7 @@ JOBS = {
     # No goal in the issue for these two; A3 re-predicts SaG's stored A4 runs (no refit).
     "a2": (["--table", "A2"], None),
     "a3": (["--table", "A3"], None),
+    "t3": (["--table", "T3"], None),
     "ci": (["--profile", "ci", "--seeds", "0", "--methods",
             "sag,maskclip,maskclip@zeroshot,groupvit,groupvit@zeroshot,tseg,whole,objects"], 15 * 60),
 }
