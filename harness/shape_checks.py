@@ -34,8 +34,11 @@ def _order(means: list[float], check: dict) -> tuple[bool, str]:
 
 def _below(means: list[float], check: dict) -> tuple[bool, str]:
     own, others = means[0], means[1:]
-    gap = min(others) - own
-    return gap >= check.get("margin", 0.0), f"{own:.2f} is {gap:.2f} below the lowest of the rest"
+    lowest, margin = min(others), check.get("margin", 0.0)
+    gap = lowest - own
+    where = f"{gap:.2f} below" if gap >= 0 else f"{-gap:.2f} above"
+    return gap >= margin, (f"{own:.2f} is {where} the lowest of the rest ({lowest:.2f}); "
+                           f"the claim needs ≥ {margin:.2f} below")
 
 
 def _spread(means: list[float], check: dict) -> tuple[bool, str]:

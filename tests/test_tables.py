@@ -159,6 +159,12 @@ def test_t1_drop_and_tau_flatness_fail_when_the_shape_is_wrong(tmp_path):
                              ("sag@T1", 28.5)):   # only 0.5 below T=2: not a clear drop
             write_metrics(tmp_path, "synthref", method, seed, {"val": {"tau=0.50": miou}})
     assert _statuses(tmp_path, "A2") == [FAILS]
+    [check] = json.loads(render_table("A2", tmp_path, fmt="json", paper=True))["checks"]
+    assert "28.50 is 0.50 below the lowest of the rest (29.00); the claim needs ≥ 1.00 below" in check["detail"]
+    for seed in range(3):   # T=1 above T=2: said as "above", not as a negative "below"
+        write_metrics(tmp_path, "synthref", "sag@T1", seed, {"val": {"tau=0.50": 29.5}})
+    [check] = json.loads(render_table("A2", tmp_path, fmt="json", paper=True))["checks"]
+    assert check["status"] == FAILS and "29.50 is 0.50 above the lowest of the rest (29.00)" in check["detail"]
     for seed in range(3):
         write_metrics(tmp_path, "synthref", "sag@T1", seed, {"val": {"tau=0.50": 20}})
     assert _statuses(tmp_path, "A2") == [HOLDS]
