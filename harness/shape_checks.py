@@ -14,6 +14,7 @@ A column where a needed cell has no runs is skipped; with no column left the che
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 from harness.errors import ConfigError
 
@@ -61,8 +62,11 @@ _KINDS = {
 }
 
 
-def run_check(check: dict, means: dict, columns: list[str]) -> CheckResult:
-    """One check on `means[(row_key, column_key)]` (None where no seed is stored)."""
+def run_check(check: dict, means: dict, columns: list[str],
+              labels: Optional[dict] = None) -> CheckResult:
+    """One check on `means[(row_key, column_key)]` (None where no seed is stored); the detail
+    names each column by `labels[column_key]` (the table's header, e.g. "synthref val")."""
+    labels = labels or {}
     kind = check.get("kind")
     if kind not in _KINDS:
         raise ConfigError(f"shape check {check.get('name')!r}: kind {kind!r}; expected one of "
@@ -74,10 +78,10 @@ def run_check(check: dict, means: dict, columns: list[str]) -> CheckResult:
     for column in check.get("columns", columns):
         values = [means.get((row, column)) for row in rows]
         if any(v is None for v in values):
-            skipped.append(column)
+            skipped.append(labels.get(column, column))
             continue
         ok, detail = compare(values, check)
-        (held if ok else failed).append(f"{column}: {detail}")
+        (held if ok else failed).append(f"{labels.get(column, column)}: {detail}")
     if failed:
         return CheckResult(name, FAILS, "; ".join(failed))
     if not held:
@@ -86,5 +90,6 @@ def run_check(check: dict, means: dict, columns: list[str]) -> CheckResult:
     return CheckResult(name, HOLDS, "; ".join(held) + note)
 
 
-def run_checks(checks: list[dict], means: dict, columns: list[str]) -> list[CheckResult]:
-    return [run_check(check, means, columns) for check in checks]
+def run_checks(checks: list[dict], means: dict, columns: list[str],
+               labels: Optional[dict] = None) -> list[CheckResult]:
+    return [run_check(check, means, columns, labels) for check in checks]

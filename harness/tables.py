@@ -153,7 +153,8 @@ def table_rows(data: TableData, paper: bool) -> tuple[list[str], list[list[str]]
 
 def check_results(data: TableData) -> list:
     means = {k: (None if c.n == 0 else c.mean) for k, c in data.cells.items()}
-    return run_checks(data.spec.get("checks", []), means, [_key(c) for c in data.columns])
+    labels = {_key(c): column_label(c, data.spec, data.family) for c in data.columns}
+    return run_checks(data.spec.get("checks", []), means, [_key(c) for c in data.columns], labels)
 
 
 def render_table(name: str, results_dir, fmt: str = "markdown", paper: bool = False,

@@ -150,6 +150,9 @@ def test_ranking_and_crf_gain_hold_and_fail_on_constructed_stores(tmp_path):
     assert _statuses(tmp_path / "good", "A4") == [HOLDS, HOLDS]
     _a4_store(tmp_path / "bad", sag=18, tseg=25, maskclip=20, groupvit=10, sag_crf=17)
     assert _statuses(tmp_path / "bad", "A4") == [FAILS, FAILS]
+    ranking = json.loads(render_table("A4", tmp_path / "bad", fmt="json", paper=True))["checks"][0]
+    # Columns are named as the table's header names them (not the paper's RefCOCO keys).
+    assert ranking["detail"].startswith("synthref val: 18.10, 25.10, 20.10, 10.10")
     assert _statuses(tmp_path / "empty", "A4") == [INSUFFICIENT, INSUFFICIENT]
 
 
