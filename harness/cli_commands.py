@@ -287,9 +287,10 @@ def cmd_figure(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness.report import write_report
+    from harness.report import stored_entity_figure, write_report
 
-    out = write_report(Path(args.results), Path(args.out))
+    results = Path(args.results)
+    out = write_report(results, Path(args.out), entity_figure=stored_entity_figure(results))
     print(out if out is not None else args.out)
     return 0
 

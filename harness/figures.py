@@ -40,7 +40,9 @@ def load_trained(results_dir, method: str, dataset: str, seed: Optional[int] = N
     method_cfg = record["config"]["method"]
     env = RunEnv(dataset=dataset, data_root=val.root, cache_dir=cache_dir(), progress=False)
     segmenter = segmenter_class(method.partition("@")[0])(method_cfg, env)
-    segmenter.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False))
+    # As the run left it after fit (SaG: test-time sampling seeded by the run seed), so the maps
+    # drawn are the ones its metrics were computed from.
+    segmenter.restore_fit(torch.load(checkpoint, map_location="cpu", weights_only=False), int(record["seed"]))
     return segmenter, val, int(method_cfg.get("input_size", 64))
 
 

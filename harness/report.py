@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from harness import table_specs
 from harness.plots import plot_table
-from harness.store import iter_runs, read_config
+from harness.store import CHECKPOINT_FILE, iter_runs, read_config
 from harness.tables import render_table
 
 ENTITY_FIGURE = "entities.png"
@@ -36,6 +36,30 @@ def _table_sections(results_dir, out: Path, family: str) -> list[str]:
             plot_table(name, results_dir, png, dataset_family=family)
             lines += [f"![{name} ({family})]({png.name})", ""]
     return lines
+
+
+def stored_entity_figure(results_dir) -> Optional[Callable[[Path], object]]:
+    """A drawer of the paper's qualitative figure from the store's first SaG run that kept its
+    model.pt (synthref first), or None when there is none. A run whose data moved is skipped with
+    a note on stderr rather than failing the whole report."""
+    import sys
+
+    from harness.errors import HarnessError
+    from harness.figures import entity_figure
+
+    found = sorted(Path(results_dir).glob(f"*/sag/seed*/{CHECKPOINT_FILE}"),
+                   key=lambda p: (p.parts[-4] != "synthref", p.parts[-4], p.parts[-2]))
+    if not found:
+        return None
+    dataset = found[0].parts[-4]
+
+    def draw(png: Path) -> None:
+        try:
+            entity_figure(results_dir, "sag", dataset, out=png)
+        except HarnessError as exc:
+            print(f"report: entity figure skipped ({exc})", file=sys.stderr)
+
+    return draw
 
 
 def _entity_section(out: Path, entity_figure: Optional[Callable[[Path], object]]) -> list[str]:

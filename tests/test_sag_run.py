@@ -5,6 +5,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from harness.cli import main
 from harness.figures import entity_figure
 from harness.runner import RunOptions, run_many
 
@@ -28,3 +29,10 @@ def test_smoke_run_writes_metrics_and_a_checkpoint_the_entity_figure_draws(synth
         pixels = np.asarray(im.convert("L"))
     # 2 rows x (image, ground truth, prediction, top-3 entities) panels, and not a blank canvas
     assert width > height and pixels.std() > 10
+
+    # `harness report` draws the same figure from the store by itself (no entities.png given).
+    assert main(["report", "--results", str(tmp_path / "runs"), "--out", str(tmp_path / "rep" / "report.md")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Qualitative: discovered entities" in text and "![entities](entities.png)" in text
+    with Image.open(tmp_path / "rep" / "entities.png") as im:
+        assert np.asarray(im.convert("L")).std() > 10
