@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from harness import distributed, store
-from harness.config import ResolvedConfig, load_run_config
+from harness.config import ResolvedConfig, config_hash, load_run_config
 from harness.errors import DataError
 from harness.run_record import config_record, timing_line
 from harness.run_eval import evaluate_split, settings_for
@@ -132,7 +132,7 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
                           store.read_metrics(folder))
     previous = store.read_metrics(folder)
     splits, taus, crf = _wanted(opts, previous, resolved.config_hash)
-    fitted = _stored_fit(folder, previous, resolved.config_hash)   # read before begin_run clears it
+    fitted = _stored_fit(folder, previous, resolved, seed, opts.out)   # read before begin_run clears it
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)
     started = time.time()
@@ -160,21 +160,52 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
                       split_by=opts.split_by, limit=limit)
 
 
-def _stored_fit(folder: Path, previous: Optional[dict], config_hash: str) -> Optional[dict]:
-    """The fitted state of a complete run of this config hash that kept its model.pt, with its
-    training log: a run that only lacks a τ, the +crf settings or a split re-predicts from it
-    instead of training again (same weights, so the settings it had come out identical)."""
+def fit_hash(resolved: ResolvedConfig) -> str:
+    """What a fit depends on: the config hash of the method config without the keys the method
+    declares evaluation-only (`Segmenter.EVAL_ONLY_KEYS`, e.g. SaG's inference scheme), the train
+    config and the pinned thread count — not the protocol, τ, CRF or evaluation batch size."""
+    from harness.registry import segmenter_class
+
+    eval_only = set(segmenter_class(resolved.method).EVAL_ONLY_KEYS)
+    payload = dict(method={k: v for k, v in resolved.cfg["method"].items() if k not in eval_only},
+                   train=resolved.cfg.get("train", {}),
+                   torch_threads=resolved.cfg.get("runtime", {}).get("torch_threads"))
+    return config_hash(payload, resolved.dataset, resolved.profile)
+
+
+def _stored_fit(folder: Path, previous: Optional[dict], resolved: ResolvedConfig, seed: int,
+                results_dir: Path) -> Optional[dict]:
+    """A stored fit this run can predict from instead of training again, or None:
+
+    - its own folder's, when a complete run of this config hash kept its model.pt and now only
+      lacks a τ, the +crf settings or a split (the settings it had come out identical);
+    - else a complete sibling run (same dataset and seed) with the same `fit_hash` and a model.pt:
+      a variant that changes only evaluation keys (Table 3's inference schemes) predicts from the
+      model its base trained, as the paper applies them to one trained model.
+    """
     import torch
 
-    if previous is None or previous.get("config_hash") != config_hash:
+    if not resolved.cfg["method"].get("finetune", True):
         return None
-    checkpoint, record = folder / store.CHECKPOINT_FILE, store.read_config(folder)
-    if not checkpoint.is_file() or record is None:
-        return None
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    train_log = record.get("train_log") or {}
-    return dict(state=state, train_log=train_log,
-                fitted_at=train_log.get("fitted_at") or record.get("started_at"))
+    candidates = []
+    if previous is not None and previous.get("config_hash") == resolved.config_hash:
+        candidates.append(folder)
+    wanted = fit_hash(resolved)
+    for sibling in sorted(Path(results_dir, resolved.dataset).glob(f"*/seed{seed}")):
+        record = store.read_config(sibling)
+        if sibling != folder and record is not None and record.get("fit_hash") == wanted \
+                and store.read_metrics(sibling) is not None:
+            candidates.append(sibling)
+    for source in candidates:
+        checkpoint, record = source / store.CHECKPOINT_FILE, store.read_config(source)
+        if not checkpoint.is_file() or record is None:
+            continue
+        train_log = record.get("train_log") or {}
+        return dict(state=torch.load(checkpoint, map_location="cpu", weights_only=True),
+                    train_log={k: v for k, v in train_log.items() if k != "fit_restored_from"},
+                    source=str(checkpoint),
+                    fitted_at=train_log.get("fitted_at") or record.get("started_at"))
+    return None
 
 
 def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path,
@@ -205,10 +236,10 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
     train_log = {}
     if fitted is not None:
         segmenter.restore_fit(fitted["state"], seed)
-        train_log = dict(fitted["train_log"], fit_restored_from=str(folder / store.CHECKPOINT_FILE),
+        train_log = dict(fitted["train_log"], fit_restored_from=fitted["source"],
                          fitted_at=fitted["fitted_at"])
-        print(f"restored {opts.dataset}/{resolved.spec}/seed{seed} from its model.pt "
-              "(adding settings or splits; no retraining)", flush=True)
+        print(f"restored {opts.dataset}/{resolved.spec}/seed{seed} from {fitted['source']} "
+              "(same fit; no retraining)", flush=True)
     elif train_split is not None:
         train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume),
                          state_dir=str(store.train_state_dir(folder)),
@@ -230,6 +261,7 @@ def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptio
         store.save_checkpoint_atomic(folder / store.CHECKPOINT_FILE, segmenter.state_dict())
     record = config_record(resolved, seed, opts, extra["train_log"], extra["timings"],
                            extra["started"])
+    record["fit_hash"] = fit_hash(resolved)   # runs sharing it share one trained model (_stored_fit)
     store.write_json_atomic(folder / store.CONFIG_FILE, record)
     store.write_metrics_atomic(folder / store.METRICS_FILE, metrics)
     store.drop_train_state(folder)  # the run is stored: nothing left to resume

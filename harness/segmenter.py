@@ -32,6 +32,10 @@ class RunEnv:
 class Segmenter:
     """Base class. Subclasses register with `@SEGMENTERS.register_module("name")`."""
 
+    # Method config keys that change only prediction, never `fit` (SaG: its inference scheme).
+    # Runs that differ only in these share one trained model (harness/runner.py `fit_hash`).
+    EVAL_ONLY_KEYS: tuple[str, ...] = ()
+
     def __init__(self, cfg: dict, env: RunEnv):
         self.cfg = cfg
         self.env = env

@@ -46,6 +46,10 @@ def combine_attention(attn_slot: torch.Tensor, attn_fuse: torch.Tensor, scheme: 
 
 @SEGMENTERS.register_module("sag")
 class SaG(Segmenter):
+    # The inference scheme (Table 3), whether test-time slots are sampled or the Gaussian means,
+    # and the test-time sampling seed: none of them is read by `fit`.
+    EVAL_ONLY_KEYS = ("inference", "eval_slots", "eval_seed")
+
     def __init__(self, cfg: dict, env: RunEnv, backbones=None):
         """`backbones=(vit, bert)` skips the builders (tests hand in tiny modules)."""
         super().__init__(cfg, env)

@@ -213,7 +213,7 @@ def test_adding_settings_to_a_stored_run_restores_its_model_instead_of_refitting
     first_log = json.loads((folder / "config.json").read_text())["train_log"]
     capsys.readouterr()
     assert main(run_args(config, synthref_root, out, "0", "--taus", "0.3", "--crf", *keep)) == 0
-    assert "restored synthref/tiny_probe/seed0 from its model.pt" in capsys.readouterr().out
+    assert f"restored synthref/tiny_probe/seed0 from {folder / 'model.pt'}" in capsys.readouterr().out
     record = json.loads((folder / "config.json").read_text())
     assert record["timings_s"]["fit"] == 0.0
     assert record["train_log"]["fit_restored_from"].endswith("model.pt")

@@ -36,3 +36,28 @@ def test_smoke_run_writes_metrics_and_a_checkpoint_the_entity_figure_draws(synth
     assert "## Qualitative: discovered entities" in text and "![entities](entities.png)" in text
     with Image.open(tmp_path / "rep" / "entities.png") as im:
         assert np.asarray(im.convert("L")).std() > 10
+
+
+def test_inference_variant_predicts_from_the_base_runs_model_with_identical_figures(synthref_root, tmp_path, capsys):
+    """`sag@avg` changes only the inference scheme (SaG.EVAL_ONLY_KEYS): beside a stored `sag` run
+    it restores that run's model instead of training, and its figures equal a run that trained."""
+    def options(out):
+        return RunOptions(dataset="synthref", profile="smoke", splits=["val"], limit=8, data_root=synthref_root,
+                          out=out, progress=False, crf_workers=1)
+
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    run_many(["sag"], [0], options(shared))
+    capsys.readouterr()
+    [restored] = run_many(["sag@avg"], [0], options(shared))
+    assert f"from {shared / 'synthref' / 'sag' / 'seed0' / 'model.pt'} (same fit" in capsys.readouterr().out
+    record = json.loads((restored.run_dir / "config.json").read_text())
+    assert record["timings_s"]["fit"] == 0.0 and record["train_log"]["steps"] == 4
+    base = json.loads((shared / "synthref" / "sag" / "seed0" / "config.json").read_text())
+    assert record["fit_hash"] == base["fit_hash"] and record["config_hash"] != base["config_hash"]
+    [trained] = run_many(["sag@avg"], [0], options(alone))
+    assert json.loads((trained.run_dir / "config.json").read_text())["timings_s"]["fit"] > 0
+    for name in ("metrics.json", "samples.csv"):
+        assert (restored.run_dir / name).read_bytes() == (trained.run_dir / name).read_bytes(), name
+    # A variant that changes training (T) never shares: it trains.
+    [other] = run_many(["sag@T1"], [0], options(shared))
+    assert json.loads((other.run_dir / "config.json").read_text())["timings_s"]["fit"] > 0
