@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 from harness import distributed, store
 from harness.config import ResolvedConfig, config_hash, load_run_config
-from harness.errors import DataError
+from harness.errors import DataError, HarnessError
 from harness.run_record import config_record, timing_line
 from harness.run_eval import evaluate_split, settings_for
 
@@ -160,17 +160,25 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
                       split_by=opts.split_by, limit=limit)
 
 
-def fit_hash(resolved: ResolvedConfig) -> str:
+def fit_hash(cfg: dict, method: str, dataset: str, profile: str) -> str:
     """What a fit depends on: the config hash of the method config without the keys the method
     declares evaluation-only (`Segmenter.EVAL_ONLY_KEYS`, e.g. SaG's inference scheme), the train
     config and the pinned thread count — not the protocol, τ, CRF or evaluation batch size."""
     from harness.registry import segmenter_class
 
-    eval_only = set(segmenter_class(resolved.method).EVAL_ONLY_KEYS)
-    payload = dict(method={k: v for k, v in resolved.cfg["method"].items() if k not in eval_only},
-                   train=resolved.cfg.get("train", {}),
-                   torch_threads=resolved.cfg.get("runtime", {}).get("torch_threads"))
-    return config_hash(payload, resolved.dataset, resolved.profile)
+    eval_only = set(segmenter_class(method).EVAL_ONLY_KEYS)
+    payload = dict(method={k: v for k, v in cfg["method"].items() if k not in eval_only},
+                   train=cfg.get("train", {}), torch_threads=cfg.get("runtime", {}).get("torch_threads"))
+    return config_hash(payload, dataset, profile)
+
+
+def _recorded_fit_hash(record: dict) -> Optional[str]:
+    """The fit hash of a stored run, from the resolved config its config.json holds."""
+    try:
+        return fit_hash(record["config"], record["method"].partition("@")[0], record["dataset"],
+                        record["profile"])
+    except (KeyError, TypeError, HarnessError):   # an older or foreign record: never shared
+        return None
 
 
 def _stored_fit(folder: Path, previous: Optional[dict], resolved: ResolvedConfig, seed: int,
@@ -190,11 +198,11 @@ def _stored_fit(folder: Path, previous: Optional[dict], resolved: ResolvedConfig
     candidates = []
     if previous is not None and previous.get("config_hash") == resolved.config_hash:
         candidates.append(folder)
-    wanted = fit_hash(resolved)
+    wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile)
     for sibling in sorted(Path(results_dir, resolved.dataset).glob(f"*/seed{seed}")):
         record = store.read_config(sibling)
-        if sibling != folder and record is not None and record.get("fit_hash") == wanted \
-                and store.read_metrics(sibling) is not None:
+        if sibling != folder and (sibling / store.CHECKPOINT_FILE).is_file() and record is not None \
+                and store.read_metrics(sibling) is not None and _recorded_fit_hash(record) == wanted:
             candidates.append(sibling)
     for source in candidates:
         checkpoint, record = source / store.CHECKPOINT_FILE, store.read_config(source)
@@ -261,7 +269,8 @@ def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptio
         store.save_checkpoint_atomic(folder / store.CHECKPOINT_FILE, segmenter.state_dict())
     record = config_record(resolved, seed, opts, extra["train_log"], extra["timings"],
                            extra["started"])
-    record["fit_hash"] = fit_hash(resolved)   # runs sharing it share one trained model (_stored_fit)
+    # Runs with one fit hash share one trained model (_stored_fit); recorded for the reader.
+    record["fit_hash"] = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile)
     store.write_json_atomic(folder / store.CONFIG_FILE, record)
     store.write_metrics_atomic(folder / store.METRICS_FILE, metrics)
     store.drop_train_state(folder)  # the run is stored: nothing left to resume
