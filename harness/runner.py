@@ -132,7 +132,7 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
                           store.read_metrics(folder))
     previous = store.read_metrics(folder)
     splits, taus, crf = _wanted(opts, previous, resolved.config_hash)
-    fitted = _stored_fit(folder, previous, resolved, seed, opts.out)   # read before begin_run clears it
+    fitted = _stored_fit(folder, resolved, seed, opts.out)   # read before begin_run clears it
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)
     started = time.time()
@@ -181,32 +181,26 @@ def _recorded_fit_hash(record: dict) -> Optional[str]:
         return None
 
 
-def _stored_fit(folder: Path, previous: Optional[dict], resolved: ResolvedConfig, seed: int,
-                results_dir: Path) -> Optional[dict]:
-    """A stored fit this run can predict from instead of training again, or None:
+def _stored_fit(folder: Path, resolved: ResolvedConfig, seed: int, results_dir: Path) -> Optional[dict]:
+    """A stored fit this run can predict from instead of training again, or None: the model.pt of
+    a complete run (same dataset and seed) whose fit hash is this run's —
 
-    - its own folder's, when a complete run of this config hash kept its model.pt and now only
-      lacks a τ, the +crf settings or a split (the settings it had come out identical);
-    - else a complete sibling run (same dataset and seed) with the same `fit_hash` and a model.pt:
-      a variant that changes only evaluation keys (Table 3's inference schemes) predicts from the
-      model its base trained, as the paper applies them to one trained model.
+    - this run's own folder, when it now only lacks a τ, the +crf settings or a split, or was
+      stored under other evaluation keys (`--set method.inference=avg`);
+    - else a sibling: a variant that changes only evaluation keys (Table 3's inference schemes)
+      predicts from the model its base trained, as the paper applies them to one trained model.
+    Figures come out as if it had trained (same weights, same evaluation seeding; tested).
     """
     import torch
 
     if not resolved.cfg["method"].get("finetune", True):
         return None
-    candidates = []
-    if previous is not None and previous.get("config_hash") == resolved.config_hash:
-        candidates.append(folder)
     wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile)
-    for sibling in sorted(Path(results_dir, resolved.dataset).glob(f"*/seed{seed}")):
-        record = store.read_config(sibling)
-        if sibling != folder and (sibling / store.CHECKPOINT_FILE).is_file() and record is not None \
-                and store.read_metrics(sibling) is not None and _recorded_fit_hash(record) == wanted:
-            candidates.append(sibling)
-    for source in candidates:
+    siblings = sorted(p for p in Path(results_dir, resolved.dataset).glob(f"*/seed{seed}") if p != folder)
+    for source in [folder, *siblings]:
         checkpoint, record = source / store.CHECKPOINT_FILE, store.read_config(source)
-        if not checkpoint.is_file() or record is None:
+        if not checkpoint.is_file() or record is None or store.read_metrics(source) is None \
+                or _recorded_fit_hash(record) != wanted:
             continue
         train_log = record.get("train_log") or {}
         return dict(state=torch.load(checkpoint, map_location="cpu", weights_only=True),

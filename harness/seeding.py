@@ -3,8 +3,7 @@ seed give one set of metrics on CPU.
 
 Why threads: PyTorch splits a CPU reduction (a matmul, a sum) into one chunk per intra-op
 thread, so a float result depends on how many threads computed it: a stand-in pretrained on 1
-and on 2 threads ends with different weights, and SaG's ci val mIoU read 3.17 with one stand-in
-cache and 3.84 with another for one config and seed (measured 2026-11-25). The thread count is
+and on 2 threads ends with different weights (measured 2026-11-25). The thread count is
 therefore a config key (`runtime.torch_threads`, part of the hash) and a stand-in key (`threads`).
 """
 

@@ -61,3 +61,11 @@ def test_inference_variant_predicts_from_the_base_runs_model_with_identical_figu
     # A variant that changes training (T) never shares: it trains.
     [other] = run_many(["sag@T1"], [0], options(shared))
     assert json.loads((other.run_dir / "config.json").read_text())["timings_s"]["fit"] > 0
+    # The same in a run's own folder: `sag` re-run under another inference scheme predicts from
+    # its stored model (the old settings go, the new ones equal the trained variant's).
+    opts = options(shared)
+    opts.overrides = ["method.inference=avg"]
+    capsys.readouterr()
+    [again] = run_many(["sag"], [0], opts)
+    assert f"restored synthref/sag/seed0 from {shared / 'synthref' / 'sag' / 'seed0' / 'model.pt'}" in capsys.readouterr().out
+    assert again.metrics["splits"] == json.loads((trained.run_dir / "metrics.json").read_text())["splits"]

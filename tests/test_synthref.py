@@ -127,7 +127,7 @@ def test_ensure_generates_once_into_a_versioned_cache_folder(monkeypatch, tmp_pa
     monkeypatch.setenv("SAG_HARNESS_CACHE", str(tmp_path))
     monkeypatch.setattr(synthref, "DEFAULT_SIZES", TINY)
     root = synthref.ensure_synthref("synthrefg", seed=2)
-    assert root == tmp_path / "data" / f"synthref-s2-v{synthref.VERSION}"
+    assert root == tmp_path / "data" / f"synthref-s2-v{synthref.VERSION}-{synthref.generator_fingerprint()}"
     assert all((root / v / "refs(unc).p").is_file() for v in synthref.VARIANTS)
     stamp = (root / "synthref" / "instances.json").stat().st_mtime_ns
     assert synthref.ensure_synthref("synthref", seed=2) == root
@@ -135,3 +135,17 @@ def test_ensure_generates_once_into_a_versioned_cache_folder(monkeypatch, tmp_pa
     assert len(open_split("synthrefg", "val")) > 0          # no data_root: the cached one
     with pytest.raises(UnknownNameError, match="synthref-"):
         synthref.ensure_synthref("synthref-")
+
+
+def test_cache_folder_changes_with_the_generator_source(monkeypatch, tmp_path):
+    """A cache filled by other generator code is never read as this code's data."""
+    here = Path(synthref.__file__).parent
+    for name in synthref.GENERATOR_MODULES:
+        (tmp_path / name).write_bytes((here / name).read_bytes())
+    assert synthref.generator_fingerprint(tmp_path) == synthref.generator_fingerprint()
+    with open(tmp_path / "synthref_scenes.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    assert synthref.generator_fingerprint(tmp_path) != synthref.generator_fingerprint()
+    before = synthref.generator_fingerprint()
+    monkeypatch.setattr(synthref, "DEFAULT_SIZES", {**synthref.DEFAULT_SIZES, "val": 7})
+    assert synthref.generator_fingerprint() != before

@@ -14,6 +14,7 @@ Everything is a function of the seed: files are byte-identical across runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import sys
@@ -40,10 +41,28 @@ SECOND_SENTENCE_P = 0.3    # REFER refs often carry more than one sentence
 PICKLE_PROTOCOL = 4
 
 
+GENERATOR_MODULES = ("synthref.py", "synthref_scenes.py", "synthref_language.py")
+
+
+def generator_fingerprint(source_dir: Optional[Path] = None) -> str:
+    """12 hex digits over the generator's source and default sizes. Part of the cache folder name:
+    a cache filled by an older generator (same VERSION, other code) once made every figure
+    differ from a fresh clone's, silently; now any change to the generator regenerates."""
+    digest = hashlib.sha256(json.dumps(DEFAULT_SIZES, sort_keys=True).encode())
+    source_dir = Path(__file__).parent if source_dir is None else Path(source_dir)
+    for name in GENERATOR_MODULES:
+        digest.update((source_dir / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_folder(seed: int = 0) -> Path:
+    return cache_dir() / "data" / f"synthref-s{int(seed)}-v{VERSION}-{generator_fingerprint()}"
+
+
 def ensure_synthref(variant: str = "synthref", seed: int = 0) -> Path:
     """DATA_ROOT of the default-size synthref for `seed`, generated into the cache on first use."""
     _check_variant(variant)
-    final = cache_dir() / "data" / f"synthref-s{int(seed)}-v{VERSION}"
+    final = cache_folder(seed)
     if not (final / "DONE").is_file():
         print(f"generating synthref (seed {seed}) into {final} ...", file=sys.stderr)
     return build_once(final, lambda tmp: write_variants(tmp, VARIANTS, seed))
