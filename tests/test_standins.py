@@ -167,3 +167,19 @@ def test_standin_pretraining_is_pinned_to_its_thread_count(tmp_path, one_thread)
                                             lambda out: seen.append(torch.get_num_threads()))
     assert seen == [pretrain_cache.STANDIN_THREADS] and torch.get_num_threads() == 1
     assert json.loads((folder / "standin.json").read_text())["threads"] == pretrain_cache.STANDIN_THREADS
+
+
+def test_standin_key_changes_with_the_images_not_only_the_captions(tmp_path):
+    """Same captions over other images is other pretraining data: another cache entry."""
+    from harness.backbones import pretrain_cache
+
+    root = tmp_path / "data" / "synthref"
+    root.mkdir(parents=True)
+    (root.parent / "img.png").write_bytes(b"first image")
+    (root / "captions.json").write_text(json.dumps([{"file_name": "img.png", "captions": ["a red box"]}]))
+    before = pretrain_cache.standin_key("vit", {"steps": 1}, root)
+    (root.parent / "img.png").write_bytes(b"other image")
+    assert pretrain_cache.standin_key("vit", {"steps": 1}, root) != before
+    (root.parent / "img.png").unlink()
+    with pytest.raises(CheckpointError, match="img.png: image listed in .*captions.json not found"):
+        pretrain_cache.standin_key("vit", {"steps": 1}, root)

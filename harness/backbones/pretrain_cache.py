@@ -27,12 +27,19 @@ def captions_path(data_root: Path) -> Path:
 
 
 def captions_fingerprint(data_root: Path) -> str:
+    """16 hex digits over captions.json AND the bytes of every image it lists: a stand-in depends on
+    both (a cache keyed on the captions alone reused stand-ins pretrained on older images)."""
     path = captions_path(data_root)
     if not path.is_file():
         raise CheckpointError(
             f"{path}: no captions for stand-in pretraining; on real data give a checkpoint path "
             "(e.g. --set method.backbone.checkpoint=PATH)")
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(path.read_bytes())
+    for image, _ in load_caption_pairs(data_root):
+        if not image.is_file():
+            raise CheckpointError(f"{image}: image listed in {path} not found")
+        digest.update(image.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def load_caption_pairs(data_root: Path) -> list[tuple[Path, list[str]]]:
