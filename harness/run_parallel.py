@@ -4,7 +4,8 @@ Each run writes its own store folder, so runs never share a file. Workers split 
 between them (N processes × all cores each would oversubscribe), and so the DenseCRF pool each
 worker starts for the +crf settings — except where a config pins `runtime.torch_threads` (the
 synthref configs do: the figures depend on it), which wins, so `--jobs` never changes a figure.
-Oversubscribed workers then wait passively (OMP_WAIT_POLICY=PASSIVE) instead of spinning. Workers are not daemonic (a concurrent.futures pool, not a
+Oversubscribed workers then wait passively (OMP_WAIT_POLICY=PASSIVE) instead of spinning.
+Workers are not daemonic (a concurrent.futures pool, not a
 multiprocessing.Pool), because that CRF pool needs child processes of its own. A user mistake inside a worker
 comes back as its message and is raised here as a HarnessError, so the CLI still prints one line.
 """

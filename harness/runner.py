@@ -110,9 +110,8 @@ def run_one(spec: str, seed: int, opts: RunOptions,
     The run folder's lock (harness/store_lock.py) is held from the "is it done?" check to the
     last write, so two processes writing one store take turns instead of interleaving files.
     """
-    from harness.store_lock import run_lock
-
     from harness.seeding import torch_threads
+    from harness.store_lock import run_lock
 
     resolved = resolved or resolve(spec, opts)
     folder = store.run_dir(opts.out, opts.dataset, resolved.spec, seed)
@@ -130,8 +129,7 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
         print(f"skip {opts.dataset}/{resolved.spec}/seed{seed} (done)", flush=True)
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
                           store.read_metrics(folder))
-    previous = store.read_metrics(folder)
-    splits, taus, crf = _wanted(opts, previous, resolved.config_hash)
+    splits, taus, crf = _wanted(opts, store.read_metrics(folder), resolved.config_hash)
     fitted = _stored_fit(folder, resolved, seed, opts.out)   # read before begin_run clears it
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)

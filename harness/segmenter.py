@@ -77,7 +77,7 @@ class Segmenter:
     def restore_fit(self, sd: dict, seed: int) -> None:
         """Put the segmenter where `fit(..., seed)` left it, from its saved `state_dict()`.
 
-        The runner calls this instead of `fit` when a stored run of the same config hash only
-        lacks some settings or splits and kept its model.pt. Override it when `fit` leaves state
+        The runner calls this instead of `fit` when a complete stored run with the same fit hash
+        (harness/runner.py `fit_hash`) kept its model.pt. Override it when `fit` leaves state
         outside `modules()` (SaG re-seeds its test-time sampling)."""
         self.load_state_dict(sd)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from harness.backbones.state_dicts import quiet_transformers_loading
-from harness.backbones.pretrain_cache import captions_fingerprint, cached_pretrain
+from harness.backbones.pretrain_cache import cached_pretrain, require_captions
 from harness.errors import CheckpointError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -302,7 +302,7 @@ def build_groupvit(cfg: dict, env):
     if cfg.get("checkpoint"):
         return load_groupvit_checkpoint(cfg["checkpoint"], cfg.get("arch"))
     standin = standin_config(cfg)
-    captions_fingerprint(env.data_root)          # raises CheckpointError naming captions.json
+    require_captions(env.data_root)              # raises CheckpointError naming captions.json
     vocab = Path(env.data_root) / "vocab.txt"
     if not vocab.is_file():
         raise DataError(vocab, "the GroupViT stand-in needs the dataset's vocab.txt beside captions.json")

@@ -26,14 +26,20 @@ def captions_path(data_root: Path) -> Path:
     return Path(data_root) / "captions.json"
 
 
-def captions_fingerprint(data_root: Path) -> str:
-    """16 hex digits over captions.json AND the bytes of every image it lists: a stand-in depends on
-    both (a cache keyed on the captions alone reused stand-ins pretrained on older images)."""
+def require_captions(data_root: Path) -> Path:
+    """captions.json of `data_root`; CheckpointError naming it when absent (real data has none)."""
     path = captions_path(data_root)
     if not path.is_file():
         raise CheckpointError(
             f"{path}: no captions for stand-in pretraining; on real data give a checkpoint path "
             "(e.g. --set method.backbone.checkpoint=PATH)")
+    return path
+
+
+def captions_fingerprint(data_root: Path) -> str:
+    """16 hex digits over captions.json AND the bytes of every image it lists: a stand-in depends on
+    both (a cache keyed on the captions alone reused stand-ins pretrained on older images)."""
+    path = require_captions(data_root)
     digest = hashlib.sha256(path.read_bytes())
     for image, _ in load_caption_pairs(data_root):
         if not image.is_file():
