@@ -7,13 +7,14 @@ Their top-level keys are `method` (handed to the segmenter), `train` (handed to 
 overlays `profiles` and `variants`.
 
 The config hash identifies what a run computes: the merged dict without the overlays, plus the
-dataset and the profile (and `--limit`, which changes the figures). Paths that only say where
-data lives are not config keys, so moving data does not change the hash.
+dataset and the profile (and `--limit`, which changes the figures), plus the identity of the data
+read — the REFER split scheme or PhraseCut list and a fingerprint of the annotation files
+(harness/data/identity.py). Paths that only say where data lives are not in it, so moving data
+does not change the hash; changing an annotation file does.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import hashlib
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from harness.errors import ConfigError, UnknownNameError
+from harness.overrides import apply_override, parse_value  # noqa: F401  (the `--set` rule)
 from harness.paths import configs_dir
 
 STANDARD_PROFILES = ("smoke", "ci", "full")
@@ -44,6 +46,7 @@ class ResolvedConfig:
     profile: str
     dataset: str
     source: Optional[Path]  # the config file read, or None for a config-free floor
+    data: Optional[dict] = None   # the data identity in the hash (harness/data/identity.py)
 
     @property
     def spec(self) -> str:
@@ -97,41 +100,15 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def parse_value(text: str):
-    """A `--set` value: a Python literal (`3`, `1e-4`, `[1, 2]`, `True`, `None`) else the string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def apply_override(cfg: dict, assignment: str) -> None:
-    """Apply one `key.sub=value` in place. New leaf keys are allowed below a known top-level key."""
-    key, sep, raw_value = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE (e.g. train.epochs=3)")
-    parts = key.split(".")
-    if parts[0] not in cfg:
-        raise ConfigError(f"--set {key}: unknown top-level key {parts[0]!r}; "
-                          f"expected one of: {', '.join(sorted(cfg))}")
-    node = cfg
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None and depth > 0:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            path = ".".join(parts[:depth + 1])
-            raise ConfigError(f"--set {key}: {path!r} is {type(child).__name__}, not a section")
-        node = child
-    node[parts[-1]] = parse_value(raw_value.strip())
-
-
-def config_hash(cfg: dict, dataset: str, profile: str, limit: Optional[int] = None) -> str:
-    """First 12 hex digits of sha256 over canonical JSON of what the run computes."""
+def config_hash(cfg: dict, dataset: str, profile: str, limit: Optional[int] = None,
+                data: Optional[dict] = None) -> str:
+    """First 12 hex digits of sha256 over canonical JSON of what the run computes. `data` is the
+    identity of the data read (harness/data/identity.py: split scheme, annotation fingerprint)."""
     payload = {"config": cfg, "dataset": dataset, "profile": profile}
     if limit is not None:
         payload["limit"] = int(limit)
+    if data is not None:
+        payload["data"] = data
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -163,8 +140,9 @@ def _overlay(file_cfg: dict, kind: str, name: str, known_default: Iterable[str] 
 
 def load_run_config(method_spec: str, dataset: str, profile: str,
                     overrides: Iterable[str] = (), config_path=None,
-                    limit: Optional[int] = None) -> ResolvedConfig:
-    """Merge file → `profiles[profile]` → `variants[variant]` → overrides; hash the result."""
+                    limit: Optional[int] = None, data: Optional[dict] = None) -> ResolvedConfig:
+    """Merge file → `profiles[profile]` → `variants[variant]` → overrides; hash the result
+    (with `data`, the identity of the data the run reads, when given)."""
     method, variant = split_method_spec(method_spec)
     file_cfg, source = _file_config(method, dataset, config_path)
     merged = {k: v for k, v in file_cfg.items() if k not in OVERLAY_KEYS}
@@ -176,6 +154,6 @@ def load_run_config(method_spec: str, dataset: str, profile: str,
         merged = deep_merge(merged, _overlay(file_cfg, "variant", variant))
     for assignment in overrides:
         apply_override(merged, assignment)
-    return ResolvedConfig(cfg=merged, config_hash=config_hash(merged, dataset, profile, limit),
+    return ResolvedConfig(cfg=merged, config_hash=config_hash(merged, dataset, profile, limit, data),
                           method=method, variant=variant, profile=profile, dataset=dataset,
-                          source=source)
+                          source=source, data=data)
