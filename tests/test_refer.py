@@ -177,3 +177,52 @@ def test_open_split_table_and_presence(tmp_path):
     moved = tmp_path / "moved"
     (tmp_path / "images").rename(moved)
     assert open_split("refcoco", "val", data_root=tmp_path, image_root=moved / "mscoco/images/train2014").image(2).shape == (H1, W1, 3)
+
+
+# ------------------------------------------------------------- the format-faithful REFER fixture
+
+@pytest.mark.parametrize("dataset, scheme", [("refcoco", "unc"), ("refcocog", "google"), ("refcocog", "umd")])
+def test_official_pickles_every_split_masks_equal_refer_getmask(tmp_path, dataset, scheme):
+    """Python 2 protocol-2 pickles with every official field, polygons, uncompressed (iscrowd)
+    and compressed RLE, non-ASCII sentences: each split's samples in the pickle's order, with
+    masks equal to the official REFER.getMask rasterisation."""
+    from official_data import COCO_IMAGES, refer_truth, text_of, write_refer
+
+    order = write_refer(tmp_path, dataset, schemes=(scheme,))[scheme]
+    truth = refer_truth()
+    for split, sent_ids in order.items():
+        ds = open_split(dataset, split, data_root=tmp_path, split_by=scheme)
+        assert [s.sample_id for s in ds.samples] == sent_ids
+        assert [s.text for s in ds.samples] == [text_of(i) for i in sent_ids]
+        assert all((s.height, s.width) == COCO_IMAGES[s.image_id] for s in ds.samples)
+        if split == "train":
+            assert not ds.has_masks
+            continue
+        for i, sample in enumerate(ds.samples):
+            gt, objects = truth[sample.sample_id]
+            assert np.array_equal(ds.mask(i), gt), sample.sample_id
+            assert np.array_equal(ds.objects_mask(i), objects), sample.sample_id
+    assert {"zwei Stühle rechts — größer", "the café chair's owner", "人"} <= {
+        text_of(i) for ids in order.values() for i in ids}
+
+
+def test_split_schemes_know_their_splits(tmp_path):
+    from harness.data.datasets import dataset_key, eval_splits_of, parse_dataset_key, splits_of
+    from official_data import write_refer
+
+    assert eval_splits_of("refcocog") == ("val",) and eval_splits_of("refcocog", "umd") == ("val", "test")
+    assert splits_of("refcoco", "unc") == ("train", "val", "testA", "testB")
+    with pytest.raises(UnknownNameError, match="split scheme.*refcoco.*'umd'.*unc"):
+        splits_of("refcoco", "umd")
+    with pytest.raises(ConfigError, match="--split-by applies to REFER"):
+        open_split("phrasecut", "val", data_root=tmp_path, split_by="umd")
+    assert dataset_key("refcocog") == dataset_key("refcocog", "google") == "refcocog"
+    assert dataset_key("refcocog", "umd") == "refcocog@umd"
+    assert parse_dataset_key("refcocog@umd") == ("refcocog", "umd")
+    assert parse_dataset_key("refcoco") == ("refcoco", "unc")
+    write_refer(tmp_path, "refcocog", schemes=("google", "umd"))
+    google = open_split("refcocog", "val", data_root=tmp_path)
+    umd = open_split("refcocog", "val", data_root=tmp_path, split_by="umd")
+    assert [s.sample_id for s in google.samples] != [s.sample_id for s in umd.samples]
+    assert len(open_split("refcocog", "test", data_root=tmp_path, split_by="umd")) == 2
+    assert dataset_present("refcocog", tmp_path, "umd") and not dataset_present("refcoco", tmp_path)

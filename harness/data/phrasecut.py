@@ -1,10 +1,23 @@
-"""PhraseCut reader: `refer_<split>.json` (a list of tasks) or `refer_<split>_ris.json` (a dict
-task_id -> task), images `<data_root>/images/<image_id>.jpg`.
+"""PhraseCut reader (VGPhraseCut_v0): a task list, image sizes, images `<folder>/images/<id>.jpg`.
+
+Task lists, per split (`PHRASECUT_LISTS`):
+- `official`: `refer_<split>.json`, the dataset's own file — a list of tasks, each a dict with
+  task_id, image_id, phrase, phrase_structure, ann_ids, instance_boxes and Polygons;
+- `ris`: `refer_<split>_ris.json`, the list the SaG release evaluates (and the paper reports):
+  a dict task_id -> {phrase, Polygons, ...}, image id = the task id's prefix before `__`.
+When both exist the choice is explicit (`--phrasecut-list`) and defaults to `ris`, the paper's;
+when one exists it is read. Its order is the file's (so `--limit 10001` takes the release's
+first 10,001 tasks of the chosen list).
+
+Image sizes come from `image_data_split.json` (the official metadata: a list of {image_id,
+width, height, split, url, coco_id, flickr_id}; `image_data.json` is accepted as well), which is
+what the official evaluation rasterises ground truth at; without either, from the JPEG header.
 
 A task's `Polygons` is a list over instances, each a list of polygons of [x, y] points; the
-ground truth is their union, rasterised with PIL's ImageDraw (outline and fill = 1) as the SaG
-release does, at the image's original size (from `image_data.json` if present, else the
-image file's header). One sample = one task (`sample_id = task_id`).
+ground truth is their union, rasterised as the official `polygons_to_mask`
+(utils/data_transfer.py) does: coordinates truncated to int, PIL ImageDraw with outline and
+fill = 1, polygons of fewer than 2 points skipped, 2-point polygons drawn (a line).
+One sample = one task (`sample_id = task_id`).
 """
 
 from __future__ import annotations
@@ -20,13 +33,18 @@ from harness.data.refer import is_train_split
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError, DataError
 
+PHRASECUT_LISTS = {"ris": "refer_{split}_ris.json", "official": "refer_{split}.json"}
+DEFAULT_LIST = "ris"          # the SaG release's list, which the paper's PhraseCut figures use
+SIZE_FILES = ("image_data_split.json", "image_data.json")   # official name first
 
-def load_phrasecut(data_root, split: str, image_root=None, limit: Optional[int] = None) -> RefDataset:
+
+def load_phrasecut(data_root, split: str, image_root=None, limit: Optional[int] = None,
+                   task_list: Optional[str] = None) -> RefDataset:
     """One PhraseCut split; `limit` keeps the first N tasks in the file's order."""
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise DataError(data_root, "PhraseCut folder not found (expected refer_<split>.json and images/)")
-    path, tasks = read_tasks(data_root, split)
+    path, tasks = read_tasks(data_root, split, task_list)
     if limit is not None:
         if int(limit) < 1:
             raise ConfigError(f"limit must be ≥ 1, got {limit}")
@@ -58,23 +76,39 @@ def load_phrasecut(data_root, split: str, image_root=None, limit: Optional[int] 
     return RefDataset("phrasecut", split, data_root, samples, mask_source=mask, objects_source=objects)
 
 
-def read_tasks(data_root: Path, split: str) -> tuple[Path, list[dict]]:
+def task_list_file(data_root: Path, split: str, task_list: Optional[str] = None) -> tuple[Path, str]:
+    """(file, list name) a split is read from: `task_list` if given, else `ris` when its file
+    exists, else `official`. A named list whose file is missing is an error."""
+    data_root = Path(data_root)
+    if task_list is not None and task_list not in PHRASECUT_LISTS:
+        raise ConfigError(f"--phrasecut-list {task_list!r}: expected one of "
+                          f"{', '.join(PHRASECUT_LISTS)}")
+    candidates = [task_list] if task_list else [DEFAULT_LIST, *(n for n in PHRASECUT_LISTS if n != DEFAULT_LIST)]
+    for name in candidates:
+        path = data_root / PHRASECUT_LISTS[name].format(split=split)
+        if path.is_file():
+            return path, name
+    present = sorted(p.name for p in data_root.glob("refer_*.json")) if data_root.is_dir() else []
+    wanted = " or ".join(PHRASECUT_LISTS[n].format(split=split) for n in candidates)
+    raise DataError(data_root / PHRASECUT_LISTS[candidates[0]].format(split=split),
+                    f"not found (expected {wanted}); files present: {', '.join(present) or 'none'}")
+
+
+def read_tasks(data_root: Path, split: str, task_list: Optional[str] = None) -> tuple[Path, list[dict]]:
     """(file read, tasks as dicts with task_id, image_id, phrase, Polygons) in file order."""
-    plain = data_root / f"refer_{split}.json"
-    ris = data_root / f"refer_{split}_ris.json"
-    path = plain if plain.is_file() else ris
-    if not path.is_file():
-        present = sorted(p.name for p in data_root.glob("refer_*.json"))
-        raise DataError(plain, f"not found (nor {ris.name}); files present: {', '.join(present) or 'none'}")
+    path, _ = task_list_file(data_root, split, task_list)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(path, f"not valid JSON ({exc})") from exc
     if isinstance(raw, dict):  # the _ris variant: task_id -> task, image id = task_id's prefix
-        raw = [dict(task, task_id=task_id, image_id=_image_id_of(task_id)) for task_id, task in raw.items()]
+        raw = [dict(task, task_id=task_id, image_id=_image_id_of(task_id))
+               if isinstance(task, dict) else task for task_id, task in raw.items()]
     if not isinstance(raw, list):
         raise DataError(path, "expected a list of tasks or a dict task_id -> task")
     for task in raw:
+        if not isinstance(task, dict):
+            raise DataError(path, f"expected each task to be a dict, got {str(task)[:60]}")
         missing = [k for k in ("task_id", "image_id", "phrase", "Polygons") if k not in task]
         if missing:
             raise DataError(path, f"task {task.get('task_id', '?')} lacks {', '.join(missing)}")
@@ -86,47 +120,70 @@ def _image_id_of(task_id: str):
     return int(prefix) if prefix.isdigit() else prefix
 
 
+def size_file(data_root: Path) -> Optional[Path]:
+    """The image-size metadata present (`image_data_split.json` first), or None."""
+    for name in SIZE_FILES:
+        if (Path(data_root) / name).is_file():
+            return Path(data_root) / name
+    return None
+
+
 class ImageSizes:
-    """(height, width) per image id: from image_data.json when present, else the image header."""
+    """(height, width) per image id: from image_data_split.json (or image_data.json) when
+    present — an image it does not list is then an error — else from the image's header."""
 
     def __init__(self, data_root: Path, image_root: Path):
         self.image_root = image_root
+        self.source = size_file(data_root)
         self._sizes: dict = {}
-        info = data_root / "image_data.json"
-        if info.is_file():
-            try:
-                for entry in json.loads(info.read_text()):
-                    self._sizes[entry["image_id"]] = (int(entry["height"]), int(entry["width"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(info, f"expected a list of {{image_id, height, width}} ({exc})") from exc
+        if self.source is not None:
+            self._sizes = read_sizes(self.source)
 
     def of(self, image_id) -> tuple[int, int]:
-        if image_id not in self._sizes:
-            path = self.image_root / f"{image_id}.jpg"
-            if not path.is_file():
-                raise DataError(path, "image not found (its size is needed; give --image-root DIR "
-                                      "or an image_data.json)")
-            try:
-                with Image.open(path) as im:  # reads the header only
-                    self._sizes[image_id] = (im.height, im.width)
-            except OSError as exc:
-                raise DataError(path, f"cannot be read as an image ({exc})") from exc
+        if image_id in self._sizes:
+            return self._sizes[image_id]
+        if self.source is not None:
+            raise DataError(self.source, f"image {image_id} is not listed (its height and width "
+                                         "are needed to score it)")
+        path = self.image_root / f"{image_id}.jpg"
+        if not path.is_file():
+            raise DataError(path, "image not found (its size is needed; give --image-root DIR "
+                                  "or put image_data_split.json beside the task lists)")
+        try:
+            with Image.open(path) as im:  # reads the header only
+                self._sizes[image_id] = (im.height, im.width)
+        except OSError as exc:
+            raise DataError(path, f"cannot be read as an image ({exc})") from exc
         return self._sizes[image_id]
 
 
+def read_sizes(path: Path) -> dict:
+    """{image_id: (height, width)} from a list of {image_id, width, height, ...}."""
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(entries, list):
+            raise TypeError("not a list")
+        return {entry["image_id"]: (int(entry["height"]), int(entry["width"])) for entry in entries}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(path, f"expected a list of {{image_id, width, height, ...}} "
+                              f"({type(exc).__name__}: {exc})") from exc
+
+
 def rasterise(instances, height: int, width: int, where: str) -> np.ndarray:
-    """Union of every polygon of every instance, bool [H, W]."""
+    """Union of every polygon of every instance, bool [H, W], as the official polygons_to_mask."""
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
-    if not isinstance(instances, list) or not instances:
-        raise DataError(where, "Polygons must be a non-empty list over instances")
+    if not isinstance(instances, list):
+        raise DataError(where, "Polygons must be a list over instances")
     for polygons in instances:
+        if not isinstance(polygons, list):
+            raise DataError(where, f"malformed instance {str(polygons)[:60]}: expected a list of polygons")
         for poly in polygons:
             try:
-                points = [(float(x), float(y)) for x, y in poly]
+                points = [(int(x), int(y)) for x, y in poly]   # official: int() truncation
             except (TypeError, ValueError) as exc:
                 raise DataError(where, f"malformed polygon {str(poly)[:60]}: expected [[x, y], ...]") from exc
-            if len(points) < 3:
-                raise DataError(where, f"polygon with {len(points)} points; at least 3 expected")
+            if len(points) < 2:   # the official code skips these; 2 points draw a line
+                continue
             draw.polygon(points, outline=1, fill=1)
     return np.asarray(canvas, dtype=bool)

@@ -52,11 +52,8 @@ def load_refer(data_root, dataset: str, split: str, split_by: Optional[str] = No
     default_split_by, image_dir = REFER_DEFAULTS.get(dataset, ("unc", COCO_IMAGE_DIR))
     split_by = split_by or default_split_by
     folder = data_root / dataset
-    if not folder.is_dir():
-        raise DataError(folder, f"dataset folder not found; expected DATA_ROOT/{dataset}/ holding "
-                                f"instances.json and refs({split_by}).p")
-    refs = read_refs(refs_path(data_root, dataset, split_by))
-    instances_file = folder / "instances.json"
+    refs_file, instances_file = refer_files(data_root, dataset, split_by)
+    refs = read_refs(refs_file)
     images, annotations = read_instances(instances_file)
     image_root = Path(image_root) if image_root is not None else data_root / image_dir
     split_refs = _refs_of_split(refs, split, refs_path(data_root, dataset, split_by))
@@ -72,6 +69,20 @@ def load_refer(data_root, dataset: str, split: str, split_by: Optional[str] = No
     return RefDataset(dataset, split, folder, samples,
                       mask_source=lambda s: masks.ann_mask(ann_of_ref[s.ref_id]),
                       objects_source=lambda s: masks.image_objects_mask(s.image_id))
+
+
+def refer_files(data_root: Path, dataset: str, split_by: str) -> tuple[Path, Path]:
+    """(refs pickle, instances.json) of a dataset under a split scheme; a DataError naming what
+    is missing (and which refs files are there) when the folder or the refs file is absent."""
+    folder = Path(data_root) / dataset
+    if not folder.is_dir():
+        raise DataError(folder, f"dataset folder not found; expected DATA_ROOT/{dataset}/ holding "
+                                f"instances.json and refs({split_by}).p")
+    refs = refs_path(data_root, dataset, split_by)
+    if not refs.is_file():
+        present = sorted(p.name for p in folder.glob("refs(*).p"))
+        raise DataError(refs, f"refs file not found (files present: {', '.join(present) or 'none'})")
+    return refs, folder / "instances.json"
 
 
 def read_refs(path: Path) -> list[dict]:

@@ -70,10 +70,22 @@ class RefDataset:
         return self._mask_source is not None
 
     def image(self, i: int) -> np.ndarray:
-        """The i-th sample's image, uint8 [H, W, 3] at its original size."""
+        """The i-th sample's image, uint8 [H, W, 3] at the sample's size (height, width).
+
+        The annotation's size is the one masks and predictions are scored at. Where the file
+        differs from it (a few Visual Genome JPEGs differ from PhraseCut's image_data_split.json,
+        which the official PhraseCut evaluation sizes masks by), the pixels are resized to it
+        (bilinear), so the image always lines up with the mask."""
         from harness.data.images import read_rgb
 
-        return read_rgb(self.samples[i].image_path)
+        sample = self.samples[i]
+        pixels = read_rgb(sample.image_path)
+        if pixels.shape[:2] != (sample.height, sample.width):
+            from PIL import Image
+
+            resized = Image.fromarray(pixels).resize((sample.width, sample.height), Image.BILINEAR)
+            pixels = np.asarray(resized)
+        return pixels
 
     def mask(self, i: int) -> np.ndarray:
         """Ground truth, bool [H, W] at original size. Raises on a split without masks."""
