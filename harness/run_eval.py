@@ -1,7 +1,10 @@
 """Evaluating a fitted segmenter on one split: one prediction pass, every setting from it.
 
 Per batch: `predict` (under no_grad) → the protocol (resize to the original size, min-max) →
-DenseCRF on the same maps when +crf settings are asked → the evaluator thresholds every τ.
+DenseCRF on the same maps when +crf settings are asked → the evaluator thresholds every τ, and
+also scores each map against the mask of another object of its image (the grounding gap; the
+partner mask is read from the dataset, no extra prediction) and checks where its peak lies
+(pointing).
 Under torchrun each rank predicts a disjoint slice of the expressions and the per-sample I/U are
 gathered, so the figures equal the one-process run.
 """
@@ -9,6 +12,7 @@ gathered, so the figures equal the one-process run.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Iterable, Optional
 
 import torch
@@ -35,11 +39,12 @@ def _rank_indices(n: int) -> Optional[list[int]]:
 
 def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float], crf: bool,
                    crf_workers: Optional[int] = None, timings: Optional[dict] = None,
-                   progress: bool = True) -> tuple[dict, list[dict]]:
+                   progress: bool = True, save_to: Optional[Path] = None) -> tuple[dict, list[dict]]:
     """({setting: summary}, samples.csv rows) of `segmenter` on `dataset`.
 
     `timings` (seconds by stage: data — reading images and masks —, predict, crf, metrics) is
-    accumulated in place.
+    accumulated in place. With `save_to` (a run folder) every map is also written as the PNG
+    `score` reads (harness/predictions.py).
     """
     from harness.data.loader import eval_batches
     from harness.metrics import RISEvaluator
@@ -53,13 +58,15 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
     evaluator = RISEvaluator(taus, crf)
     crf_pool = CRFPool(crf_workers, protocol_cfg.get("crf")) if crf else None
     segmenter.prepare_eval(dataset)
+    split_pass = _SplitPass(segmenter, dataset, protocol_cfg, evaluator, crf_pool, timings,
+                            _writer(save_to, dataset.split, taus))
     indices = _rank_indices(len(dataset))
     bar = tqdm(total=len(indices) if indices is not None else len(dataset),
                desc=f"{dataset.name}/{dataset.split}", unit="expr", disable=not progress)
     batches = iter(eval_batches(dataset, segmenter.input_size, batch_size, indices=indices))
     try:
         while (batch := _timed_next(batches, timings)) is not None:
-            _evaluate_batch(segmenter, dataset, batch, protocol_cfg, evaluator, crf_pool, timings)
+            split_pass.evaluate_batch(batch)
             bar.update(len(batch["indices"]))
     finally:
         bar.close()
@@ -67,6 +74,16 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
             crf_pool.close()
     evaluator = _gathered(evaluator, taus, crf)
     return evaluator.evaluate(), _sample_rows(dataset, evaluator)
+
+
+def _writer(save_to: Optional[Path], split: str, taus: list[float]):
+    from harness import distributed
+    from harness.predictions import PredictionWriter
+
+    if save_to is None:
+        return None
+    distributed.barrier()  # rank 0 has cleared the run folder's old predictions (begin_run)
+    return PredictionWriter(save_to, split, taus)
 
 
 def _timed_next(batches, timings: dict):
@@ -77,32 +94,54 @@ def _timed_next(batches, timings: dict):
     return batch
 
 
-def _evaluate_batch(segmenter, dataset, batch, protocol_cfg, evaluator, crf_pool, timings):
-    from harness.protocol import protocol_maps
+class _SplitPass:
+    """One split's prediction pass: predict → protocol → (CRF) → evaluator (and PNGs)."""
 
-    tick = time.perf_counter()
-    with torch.no_grad():
-        scores = segmenter.predict(batch["images"], batch["texts"], batch["samples"])  # [B, h, w]
-    timings["predict"] += time.perf_counter() - tick
+    def __init__(self, segmenter, dataset, protocol_cfg, evaluator, crf_pool, timings, writer):
+        from harness.grounding import swap_partners
 
-    tick = time.perf_counter()
-    sizes = [(s.height, s.width) for s in batch["samples"]]
-    raw_maps, _ = protocol_maps(scores, sizes, use_minmax=bool(protocol_cfg.get("minmax", True)))
-    timings["metrics"] += time.perf_counter() - tick
+        self.segmenter, self.dataset, self.evaluator = segmenter, dataset, evaluator
+        self.use_minmax = bool(protocol_cfg.get("minmax", True))
+        self.crf_pool, self.timings, self.writer = crf_pool, timings, writer
+        self.partners = swap_partners(dataset.samples)  # (σ(ref), a sample of it) or None
 
-    tick = time.perf_counter()
-    gts = [dataset.mask(i) for i in batch["indices"]]  # bool [H_i, W_i] each
-    timings["data"] += time.perf_counter() - tick
+    def _tick(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] += now - started
+        return now
 
-    crf_maps = None
-    if crf_pool is not None:
+    def evaluate_batch(self, batch: dict) -> None:
+        from harness.protocol import protocol_maps
+
         tick = time.perf_counter()
-        crf_maps = crf_pool.map([dataset.image(i) for i in batch["indices"]], raw_maps)
-        timings["crf"] += time.perf_counter() - tick
+        with torch.no_grad():
+            scores = self.segmenter.predict(batch["images"], batch["texts"], batch["samples"])  # [B, h, w]
+        tick = self._tick("predict", tick)
+        sizes = [(s.height, s.width) for s in batch["samples"]]
+        raw_maps, _ = protocol_maps(scores, sizes, use_minmax=self.use_minmax)
+        tick = self._tick("metrics", tick)
+        gts = [self.dataset.mask(i) for i in batch["indices"]]  # bool [H_i, W_i] each
+        swaps = [self._swap_target(i) for i in batch["indices"]]
+        tick = self._tick("data", tick)
+        crf_maps = None
+        if self.crf_pool is not None:
+            crf_maps = self.crf_pool.map([self.dataset.image(i) for i in batch["indices"]], raw_maps)
+            tick = self._tick("crf", tick)
+        sample_ids = [s.sample_id for s in batch["samples"]]
+        self.evaluator.process(sample_ids, gts, raw_maps, crf_maps, swaps)
+        if self.writer is not None:
+            self.writer.write(sample_ids, raw_maps, crf_maps)
+        self._tick("metrics", tick)
 
-    tick = time.perf_counter()
-    evaluator.process([s.sample_id for s in batch["samples"]], gts, raw_maps, crf_maps)
-    timings["metrics"] += time.perf_counter() - tick
+    def _swap_target(self, index: int):
+        """The grounding gap's partner of sample `index`: its mask read from the dataset."""
+        from harness.metrics import SwapTarget
+
+        if self.partners[index] is None:
+            return None
+        partner_ref, partner_index = self.partners[index]
+        return SwapTarget(self.dataset.samples[index].ref_id, partner_ref,
+                          self.dataset.mask(partner_index))
 
 
 def _gathered(evaluator, taus, crf):
@@ -121,6 +160,6 @@ def _sample_rows(dataset: RefDataset, evaluator) -> list[dict]:
     ref_of = {s.sample_id: s.ref_id for s in dataset.samples}
     order = {s.sample_id: k for k, s in enumerate(dataset.samples)}
     setting_order = {name: k for k, name in enumerate(evaluator.settings)}
-    rows = [dict(split=dataset.split, ref_id=ref_of[row["sample_id"]], **row)
+    rows = [{**row, "split": dataset.split, "ref_id": ref_of[row["sample_id"]]}
             for row in evaluator.records()]
     return sorted(rows, key=lambda r: (order[r["sample_id"]], setting_order[r["setting"]]))

@@ -4,8 +4,11 @@
 <results>/<dataset>/<method>[@<variant>]/seed<k>/
     config.json    resolved config, seed, versions, git revision, timings, training log, command
     metrics.json   {"method", "dataset", "seed", "config_hash", "splits": {split: {setting: {...}}}}
-    samples.csv    split, setting, sample_id, ref_id, I, U, IoU (one row per expression and setting)
+    samples.csv    split, setting, sample_id, ref_id, I, U, IoU, pointing, swap_ref_id, I_swap,
+                   U_swap, IoU_swap (one row per expression and setting; swap fields blank where
+                   the expression's image has no other ref — harness/metrics.py)
     model.pt       optional checkpoint
+    predictions/   with `run --save-predictions`: <split>[+crf]/<sample_id>.png (harness/predictions.py)
     train_state/   last.pt: the fit's per-epoch checkpoint (harness/train_state.py), for
                    `run --resume`; removed once metrics.json is written
 ```
@@ -32,9 +35,14 @@ CONFIG_FILE = "config.json"
 SAMPLES_FILE = "samples.csv"
 CHECKPOINT_FILE = "model.pt"
 TRAIN_STATE_DIR = "train_state"
+PREDICTIONS_DIR = "predictions"
 TMP_SUFFIX = ".tmp"
 METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU", "n")
-SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU")
+# Whether the method used the words (harness/metrics.py); stored when the evaluator gives them.
+GROUNDING_KEYS = ("pointing", "gap", "mIoU_right", "mIoU_swap", "n_gap")
+COUNT_KEYS = ("n", "n_gap")
+SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU", "pointing",
+                  "swap_ref_id", "I_swap", "U_swap", "IoU_swap")
 FRAME_COLUMNS = ("dataset", "method", "seed", "split", "setting", "metric", "value")
 
 
@@ -84,7 +92,9 @@ def samples_csv_text(records: list[dict]) -> str:
     writer.writeheader()
     for record in records:
         row = dict(record)
-        row["IoU"] = f"{float(record['IoU']):.6f}"
+        for column in ("IoU", "IoU_swap"):
+            if row.get(column) is not None:
+                row[column] = f"{float(row[column]):.6f}"
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -94,9 +104,11 @@ def write_samples_atomic(path: Path, records: list[dict]) -> None:
 
 
 def rounded_summary(summary: dict) -> dict:
-    """A setting's metrics as stored: percentages to 4 decimals, n as an int."""
-    return {key: (int(summary[key]) if key == "n" else round(float(summary[key]), 4))
-            for key in METRIC_KEYS}
+    """A setting's metrics as stored: percentages to 4 decimals, counts as ints; the grounding
+    keys when the summary has them."""
+    keys = METRIC_KEYS + tuple(k for k in GROUNDING_KEYS if k in summary)
+    return {key: (int(summary[key]) if key in COUNT_KEYS else round(float(summary[key]), 4))
+            for key in keys}
 
 
 def metrics_document(method_spec: str, dataset: str, seed: int, config_hash: str,
@@ -161,6 +173,7 @@ def begin_run(folder: Path) -> None:
     clean_tmp(folder)
     for name in (METRICS_FILE, SAMPLES_FILE, CONFIG_FILE, CHECKPOINT_FILE):
         (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / PREDICTIONS_DIR, ignore_errors=True)  # maps of the metrics replaced
 
 
 def train_state_dir(folder: Path) -> Path:

@@ -105,7 +105,9 @@ def test_records_and_merge_reproduce_the_single_pass():
     rebuilt = RISEvaluator.from_records(rank0.records(), [0.4, 0.6])
     assert len(rebuilt) == 4 and rebuilt.evaluate() == rank0.evaluate()
     row = whole.records()[0]
-    assert set(row) == {"sample_id", "setting", "I", "U", "IoU"}
+    assert set(row) == {"sample_id", "setting", "I", "U", "IoU", "pointing", "ref_id",
+                        "swap_ref_id", "I_swap", "U_swap", "IoU_swap"}
+    assert row["swap_ref_id"] is None and row["I_swap"] is None  # no partner given
     assert row["IoU"] == pytest.approx(row["I"] / row["U"])
     assert len(whole.records()) == 8 * 2
 
