@@ -53,6 +53,9 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--crf-workers", type=int, default=None, help="DenseCRF processes")
     run.add_argument("--resume", action="store_true", help="resume fit from its checkpoint")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--save-predictions", action="store_true",
+                     help="also write each map as <run>/predictions/<split>/<sample_id>.png "
+                          "(what `score` reads)")
 
 
 def _add_readers(sub, parents) -> None:

@@ -161,7 +161,8 @@ def run_options(args, dataset: str, splits, taus, crf, profile):
         image_root=Path(args.image_root) if args.image_root else None,
         split_by=args.split_by, limit=args.limit,
         config_path=Path(args.config) if args.config else None, resume=args.resume,
-        crf_workers=args.crf_workers, progress=not args.no_progress, command=command_line())
+        crf_workers=args.crf_workers, progress=not args.no_progress, command=command_line(),
+        save_predictions=args.save_predictions)
 
 
 def _check_counts(args) -> None:

@@ -19,6 +19,7 @@ from typing import Iterable, Optional
 from harness import distributed, store
 from harness.config import ResolvedConfig, config_hash, load_run_config
 from harness.errors import DataError, HarnessError
+from harness.predictions import predictions_complete, write_manifest
 from harness.run_record import config_record, timing_line
 from harness.run_eval import evaluate_split, settings_for
 
@@ -42,6 +43,7 @@ class RunOptions:
     resume: bool = False                   # passed to fit as train_cfg["resume"]
     crf_workers: Optional[int] = None      # None: one per CPU
     progress: bool = True
+    save_predictions: bool = False         # also write each map as <run>/predictions/…/<id>.png
     command: Optional[list[str]] = None    # the command line, recorded in config.json
 
 
@@ -124,7 +126,9 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
     asked_settings = settings_for(opts.taus, opts.crf)
     # Rank 0 decides (it holds the lock); the other ranks follow, so none trains alone.
     done = distributed.broadcast_object(
-        store.is_done(folder, resolved.config_hash, asked_splits, asked_settings))
+        store.is_done(folder, resolved.config_hash, asked_splits, asked_settings)
+        and (not opts.save_predictions or predictions_complete(
+            folder, resolved.config_hash, asked_splits, asked_settings)))
     if done:
         print(f"skip {opts.dataset}/{resolved.spec}/seed{seed} (done)", flush=True)
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
@@ -139,8 +143,11 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
     for split in splits:
         results[split], split_records = evaluate_split(
             segmenter, _open(opts, split, limit=opts.limit), resolved.cfg, taus, crf,
-            crf_workers=opts.crf_workers, timings=timings, progress=opts.progress)
+            crf_workers=opts.crf_workers, timings=timings, progress=opts.progress,
+            save_to=folder if opts.save_predictions else None)
         records.extend(split_records)
+    if opts.save_predictions and distributed.is_main():  # every rank's PNGs are written by now
+        write_manifest(folder, resolved.config_hash, splits, settings_for(taus, crf))
     metrics = store.metrics_document(resolved.spec, opts.dataset, seed,
                                      resolved.config_hash, results)
     _write_run(folder, resolved, seed, opts, segmenter, records, metrics,
