@@ -35,7 +35,11 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--dataset", default="synthref")
     run.add_argument("--data-root", default=None)
     run.add_argument("--image-root", default=None)
-    run.add_argument("--split-by", default=None, help="REFER split (unc, umd, google)")
+    run.add_argument("--split-by", default=None,
+                     help="REFER split scheme (refcoco/+: unc; refcocog: google (default) or umd)")
+    run.add_argument("--phrasecut-list", default=None, choices=["ris", "official"],
+                     help="PhraseCut task list: SaG's refer_<split>_ris.json (default when "
+                          "present, the paper's) or the official refer_<split>.json")
     run.add_argument("--splits", default=None, help="comma-separated; default: the eval splits")
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--profile", default=None, help="smoke, ci or full (default full)")
@@ -73,6 +77,7 @@ def _add_readers(sub, parents) -> None:
     score.add_argument("--data-root", required=True)
     score.add_argument("--image-root", default=None)
     score.add_argument("--split-by", default=None)
+    score.add_argument("--phrasecut-list", default=None, choices=["ris", "official"])
     score.add_argument("--split", required=True)
     score.add_argument("--predictions", required=True)
     score.add_argument("--tau", default="0.5")
@@ -94,6 +99,16 @@ def _add_readers(sub, parents) -> None:
     figure.add_argument("--results", default=DEFAULT_RESULTS)
     figure.add_argument("--n", type=int, default=8)
     figure.add_argument("--out", default="entities.png")
+
+    doctor = sub.add_parser("doctor", parents=parents,
+                            help="check real datasets and checkpoints before a long run")
+    doctor.add_argument("--data-root", default=None)
+    doctor.add_argument("--image-root", default=None)
+    doctor.add_argument("--phrasecut-list", default=None, choices=["ris", "official"])
+    doctor.add_argument("--methods", default=None,
+                        help="methods whose checkpoints to load (default: those the --set keys name)")
+    doctor.add_argument("--set", dest="overrides", action="append", default=[], nargs="+",
+                        metavar="KEY=VALUE", help="e.g. method.clip.checkpoint=/ckpt/ViT-B-16.pt")
 
     report = sub.add_parser("report", parents=parents, help="one Markdown report of the store")
     report.add_argument("--results", default=DEFAULT_RESULTS)

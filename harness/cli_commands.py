@@ -54,13 +54,27 @@ def check_data_root(dataset: str, data_root) -> None:
         raise DataError(data_root, "--data-root: folder not found")
 
 
-def check_splits(dataset: str, splits: list[str]) -> None:
+def check_splits(dataset: str, splits: list[str], split_by=None) -> None:
+    """Each split exists under the dataset's split scheme (G-Ref umd has test; google has not)."""
+    from harness.data.datasets import dataset_info
     from harness.runner import evaluable_splits_of
 
-    known = evaluable_splits_of(dataset)
+    known = evaluable_splits_of(dataset, split_by)
+    scheme = dataset_info(dataset).resolve_split_by(split_by, dataset)
+    where = f"{dataset} ({scheme})" if scheme else dataset
     for split in splits:
         if split not in known:
-            raise UnknownNameError(f"split of {dataset}", split, known)
+            raise UnknownNameError(f"split of {where}", split, known)
+
+
+def check_split_scheme(dataset: str, split_by, phrasecut_list=None) -> None:
+    """--split-by names a scheme of a REFER dataset; --phrasecut-list applies to PhraseCut only."""
+    from harness.data.datasets import dataset_info
+
+    info = dataset_info(dataset)
+    info.resolve_split_by(split_by, dataset)
+    if phrasecut_list is not None and info.kind != "phrasecut":
+        raise ConfigError(f"--phrasecut-list applies to phrasecut, not {dataset!r}")
 
 
 def check_methods(specs: list[str]) -> None:
@@ -151,7 +165,7 @@ def cmd_data(args) -> int:
 
 # ----------------------------------------------------------------------------------------- run
 
-def run_options(args, dataset: str, splits, taus, crf, profile):
+def run_options(args, dataset: str, splits, taus, crf, profile, split_by=None):
     from harness.runner import RunOptions, command_line
 
     return RunOptions(
@@ -159,7 +173,7 @@ def run_options(args, dataset: str, splits, taus, crf, profile):
         overrides=[item for group in args.overrides for item in group],
         out=Path(args.out), data_root=Path(args.data_root) if args.data_root else None,
         image_root=Path(args.image_root) if args.image_root else None,
-        split_by=args.split_by, limit=args.limit,
+        split_by=split_by, phrasecut_list=args.phrasecut_list, limit=args.limit,
         config_path=Path(args.config) if args.config else None, resume=args.resume,
         crf_workers=args.crf_workers, progress=not args.no_progress, command=command_line(),
         save_predictions=args.save_predictions)
@@ -185,9 +199,10 @@ def cmd_run(args) -> int:
     for specs, seeds, opts in batches:  # validate every batch before computing any
         check_methods(specs)
         check_dataset(opts.dataset)
+        check_split_scheme(opts.dataset, opts.split_by, opts.phrasecut_list)
         check_data_root(opts.dataset, opts.data_root)
         if opts.splits:
-            check_splits(opts.dataset, opts.splits)
+            check_splits(opts.dataset, opts.splits, opts.split_by)
     outcomes = []
     for specs, seeds, opts in batches:
         outcomes += run_many(specs, seeds, opts, jobs=args.jobs)
@@ -201,11 +216,13 @@ def cmd_run(args) -> int:
 
 def _print_summaries(batches, results_dir) -> None:
     from harness.run_summary import summary_table
+    from harness.runner import store_dataset
 
     by_dataset: dict[str, list[str]] = {}
     for specs, _, opts in batches:
-        by_dataset.setdefault(opts.dataset, [])
-        by_dataset[opts.dataset] += [s for s in specs if s not in by_dataset[opts.dataset]]
+        key = store_dataset(opts)
+        by_dataset.setdefault(key, [])
+        by_dataset[key] += [s for s in specs if s not in by_dataset[key]]
     for dataset, specs in by_dataset.items():
         text = summary_table(results_dir, dataset, specs)
         if text:
@@ -217,21 +234,27 @@ def _flag_batch(args):
     seeds = parse_seeds(args.seeds)
     splits = comma_list(args.splits, "--splits") if args.splits else None
     opts = run_options(args, args.dataset, splits, parse_taus(args.taus), args.crf,
-                       args.profile or "full")
+                       args.profile or "full", split_by=args.split_by)
     return specs, seeds, opts
 
 
 def _table_batches(args):
-    """(specs, seeds, options) per run a table needs; --profile/--seeds given explicitly win."""
+    """(specs, seeds, options) per run a table needs; --profile/--seeds given explicitly win.
+    A run's dataset may name a split scheme (`refcocog@umd`, configs/tables/*.py)."""
+    from harness.data.datasets import parse_dataset_key
     from harness.table_specs import required_runs
 
     check_table(args.table)
+    if args.split_by is not None:
+        raise ConfigError("--split-by: a table's runs name their own split schemes "
+                          "(configs/tables/*.py); give it without --table")
     batches = []
     for run in required_runs(args.table, dataset_family=args.family):
         profile = args.profile or run.get("profile") or "full"
-        opts = run_options(args, run["dataset"], list(run.get("splits") or []) or None,
+        dataset, split_by = parse_dataset_key(run["dataset"])
+        opts = run_options(args, dataset, list(run.get("splits") or []) or None,
                            [float(t) for t in run.get("taus") or [0.5]], bool(run.get("crf")),
-                           profile)
+                           profile, split_by=split_by)
         batches.append(([run["method"]], [int(s) for s in run.get("seeds", [0])], opts))
     return batches
 
@@ -252,13 +275,14 @@ def cmd_score(args) -> int:
     from harness.score import format_score_table, score_predictions
 
     check_dataset(args.dataset)
+    check_split_scheme(args.dataset, args.split_by, args.phrasecut_list)
     check_data_root(args.dataset, args.data_root)
     if not Path(args.predictions).is_dir():
         raise DataError(args.predictions, "--predictions: folder not found")
     result = score_predictions(args.dataset, Path(args.data_root), args.split,
                                Path(args.predictions), tau=check_tau(args.tau), crf=args.crf,
                                image_root=args.image_root, split_by=args.split_by,
-                               limit=args.limit)
+                               limit=args.limit, phrasecut_list=args.phrasecut_list)
     print(format_score_table(result))
     if args.json:
         from harness.store import write_json_atomic
@@ -287,6 +311,20 @@ def cmd_figure(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from harness.doctor import run_doctor
+
+    if args.data_root is not None and not Path(args.data_root).is_dir():
+        raise DataError(args.data_root, "--data-root: folder not found")
+    overrides = [item for group in args.overrides for item in group]
+    methods = comma_list(args.methods, "--methods") if args.methods else None
+    if methods:
+        check_methods(methods)
+    return run_doctor(Path(args.data_root) if args.data_root else None,
+                      image_root=Path(args.image_root) if args.image_root else None,
+                      overrides=overrides, methods=methods, phrasecut_list=args.phrasecut_list)
+
+
 def cmd_report(args) -> int:
     from harness.report import stored_entity_figure, write_report
 
@@ -305,4 +343,5 @@ HANDLERS = {
     "check": cmd_check,
     "figure": cmd_figure,
     "report": cmd_report,
+    "doctor": cmd_doctor,
 }

@@ -1,6 +1,7 @@
 """What a run records beside its metrics (config.json): enough to say how a figure was made.
 
-The resolved config and its hash, the seed and profile, package versions, the git revision,
+The resolved config and its hash, the seed and profile, the split scheme and the data identity
+(PhraseCut list, annotation file digests, fingerprint), package versions, the git revision,
 UTC timestamps (no host name), the command line, per-stage timings and `fit`'s training log.
 """
 
@@ -68,6 +69,9 @@ def config_record(resolved, seed: int, opts, train_log: dict, timings: dict,
         "evaluation": {"splits": opts.splits, "taus": list(opts.taus), "crf": bool(opts.crf),
                        "limit": opts.limit},
         "data_root": str(opts.data_root) if opts.data_root else None,
+        # What was read (also in the config hash): split scheme / PhraseCut list, file digests.
+        "split_by": (resolved.data or {}).get("split_by"),
+        "data": resolved.data,
         "versions": package_versions(),
         "git_revision": git_revision(),
         "started_at": utc_iso(started),

@@ -8,12 +8,13 @@ import math
 
 from tabulate import tabulate
 
-from harness.data.datasets import dataset_info
+from harness.data.datasets import dataset_info, parse_dataset_key
 from harness.store import load_metrics_frame
 from harness.tables import seed_stats
 
 
 def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "mIoU") -> str:
+    """`dataset` as the store names it (`refcocog@umd` for a non-default split scheme)."""
     frame = load_metrics_frame(results_dir)
     if frame.empty:
         return ""
@@ -23,7 +24,8 @@ def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "
         return ""
     stats = seed_stats(frame)
     present = set(frame["split"])
-    splits = [s for s in dataset_info(dataset).eval_splits if s in present]
+    name, split_by = parse_dataset_key(dataset)      # `refcocog@umd`: umd's splits
+    splits = [s for s in dataset_info(name).scheme(split_by, name).eval_splits if s in present]
     splits += sorted(present - set(splits))
     rows = []
     for method in methods:

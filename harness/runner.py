@@ -37,7 +37,8 @@ class RunOptions:
     out: Path = Path("results/runs")
     data_root: Optional[Path] = None
     image_root: Optional[Path] = None
-    split_by: Optional[str] = None
+    split_by: Optional[str] = None         # REFER split scheme (None: the dataset's default)
+    phrasecut_list: Optional[str] = None   # PhraseCut task list, "ris" | "official" (None: ris if present)
     limit: Optional[int] = None            # cap on eval expressions per split (a quick look)
     config_path: Optional[Path] = None
     resume: bool = False                   # passed to fit as train_cfg["resume"]
@@ -57,25 +58,46 @@ class RunOutcome:
     metrics: dict
 
 
-def eval_splits_of(dataset: str) -> list[str]:
-    """The splits a dataset is reported on by default (the papers' splits)."""
-    from harness.data.datasets import dataset_info
+def eval_splits_of(dataset: str, split_by: Optional[str] = None) -> list[str]:
+    """The splits a dataset (under a split scheme) is reported on by default (the papers')."""
+    from harness.data import datasets
 
-    return list(dataset_info(dataset).eval_splits)
+    return list(datasets.eval_splits_of(dataset, split_by))
 
 
-def evaluable_splits_of(dataset: str) -> list[str]:
-    """Every split with masks that `--splits` may name (all but train)."""
-    from harness.data.datasets import dataset_info
+def evaluable_splits_of(dataset: str, split_by: Optional[str] = None) -> list[str]:
+    """Every split with masks that `--splits` may name (all but train) under the split scheme."""
+    from harness.data.datasets import splits_of
 
-    return [split for split in dataset_info(dataset).splits if split != "train"]
+    return [split for split in splits_of(dataset, split_by) if split != "train"]
+
+
+def store_dataset(opts: RunOptions) -> str:
+    """The dataset's name in the store: `refcocog`, or `refcocog@umd` under a non-default scheme."""
+    from harness.data.datasets import dataset_key
+
+    return dataset_key(opts.dataset, opts.split_by)
 
 
 def resolve(spec: str, opts: RunOptions) -> ResolvedConfig:
-    resolved = load_run_config(spec, opts.dataset, opts.profile, opts.overrides,
-                               config_path=opts.config_path, limit=opts.limit)
+    """The run's config, hashed together with the identity of the data it reads (split scheme,
+    PhraseCut list and a fingerprint of the annotation files: harness/data/identity.py)."""
+    args = (spec, opts.dataset, opts.profile, opts.overrides)
+    resolved = load_run_config(*args, config_path=opts.config_path, limit=opts.limit)
+    resolved = load_run_config(*args, config_path=opts.config_path, limit=opts.limit,
+                               data=run_data_identity(opts, resolved.cfg))
     run_threads(resolved)  # a bad runtime.torch_threads is named before any work starts
     return resolved
+
+
+def run_data_identity(opts: RunOptions, cfg: dict) -> dict:
+    """What the run reads: the train split when the method fine-tunes, and the eval splits."""
+    from harness.data.identity import data_identity
+
+    splits = list(opts.splits or eval_splits_of(opts.dataset, opts.split_by))
+    if cfg["method"].get("finetune", True):
+        splits = ["train", *splits]
+    return data_identity(opts.dataset, opts.data_root, opts.split_by, splits, opts.phrasecut_list)
 
 
 def run_threads(resolved: ResolvedConfig) -> Optional[int]:
@@ -90,7 +112,7 @@ def _wanted(opts: RunOptions, previous: Optional[dict], config_hash: str):
     already holds, so that runs asking for different settings never undo each other."""
     from harness.protocol import parse_setting
 
-    splits = list(opts.splits or eval_splits_of(opts.dataset))
+    splits = list(opts.splits or eval_splits_of(opts.dataset, opts.split_by))
     taus, crf = [float(t) for t in opts.taus], bool(opts.crf)
     if previous is not None and previous.get("config_hash") == config_hash:
         for split, by_setting in previous.get("splits", {}).items():
@@ -116,13 +138,13 @@ def run_one(spec: str, seed: int, opts: RunOptions,
     from harness.store_lock import run_lock
 
     resolved = resolved or resolve(spec, opts)
-    folder = store.run_dir(opts.out, opts.dataset, resolved.spec, seed)
+    folder = store.run_dir(opts.out, store_dataset(opts), resolved.spec, seed)
     with run_lock(folder, enabled=distributed.is_main()), torch_threads(run_threads(resolved)):
         return _run_locked(resolved, seed, opts, folder)
 
 
 def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path) -> RunOutcome:
-    asked_splits = list(opts.splits or eval_splits_of(opts.dataset))
+    asked_splits = list(opts.splits or eval_splits_of(opts.dataset, opts.split_by))
     asked_settings = settings_for(opts.taus, opts.crf)
     # Rank 0 decides (it holds the lock); the other ranks follow, so none trains alone.
     done = distributed.broadcast_object(
@@ -130,11 +152,11 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
         and (not opts.save_predictions or predictions_complete(
             folder, resolved.config_hash, asked_splits, asked_settings)))
     if done:
-        print(f"skip {opts.dataset}/{resolved.spec}/seed{seed} (done)", flush=True)
+        print(f"skip {store_dataset(opts)}/{resolved.spec}/seed{seed} (done)", flush=True)
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
                           store.read_metrics(folder))
     splits, taus, crf = _wanted(opts, store.read_metrics(folder), resolved.config_hash)
-    fitted = _stored_fit(folder, resolved, seed, opts.out)   # read before begin_run clears it
+    fitted = _stored_fit(folder, resolved, seed)   # read before begin_run clears it
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)
     started = time.time()
@@ -149,12 +171,13 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
     if opts.save_predictions and distributed.is_main():  # every rank's PNGs are written by now
         write_manifest(folder, resolved.config_hash, splits, settings_for(taus, crf))
     metrics = store.metrics_document(resolved.spec, opts.dataset, seed,
-                                     resolved.config_hash, results)
+                                     resolved.config_hash, results,
+                                     split_by=(resolved.data or {}).get("split_by"))
     _write_run(folder, resolved, seed, opts, segmenter, records, metrics,
                dict(train_log=train_log, timings=timings, started=started))
     distributed.barrier()  # no rank reads the store before rank 0 has written this run
     if distributed.is_main():
-        print(timing_line(f"{opts.dataset}/{resolved.spec}/seed{seed}", timings), flush=True)
+        print(timing_line(f"{store_dataset(opts)}/{resolved.spec}/seed{seed}", timings), flush=True)
     return RunOutcome(resolved.spec, opts.dataset, seed, folder, "done", metrics)
 
 
@@ -162,33 +185,34 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
     from harness.data.datasets import open_split
 
     return open_split(opts.dataset, split, data_root=opts.data_root, image_root=opts.image_root,
-                      split_by=opts.split_by, limit=limit)
+                      split_by=opts.split_by, limit=limit, phrasecut_list=opts.phrasecut_list)
 
 
-def fit_hash(cfg: dict, method: str, dataset: str, profile: str) -> str:
+def fit_hash(cfg: dict, method: str, dataset: str, profile: str, data: Optional[dict] = None) -> str:
     """What a fit depends on: the config hash of the method config without the keys the method
     declares evaluation-only (`Segmenter.EVAL_ONLY_KEYS`, e.g. SaG's inference scheme), the train
-    config and the pinned thread count — not the protocol, τ, CRF or evaluation batch size."""
+    config, the pinned thread count and the data identity — not the protocol, τ, CRF or
+    evaluation batch size."""
     from harness.registry import segmenter_class
 
     eval_only = set(segmenter_class(method).EVAL_ONLY_KEYS)
     payload = dict(method={k: v for k, v in cfg["method"].items() if k not in eval_only},
                    train=cfg.get("train", {}), torch_threads=cfg.get("runtime", {}).get("torch_threads"))
-    return config_hash(payload, dataset, profile)
+    return config_hash(payload, dataset, profile, data=data)
 
 
 def _recorded_fit_hash(record: dict) -> Optional[str]:
     """The fit hash of a stored run, from the resolved config its config.json holds."""
     try:
         return fit_hash(record["config"], record["method"].partition("@")[0], record["dataset"],
-                        record["profile"])
+                        record["profile"], record.get("data"))
     except (KeyError, TypeError, HarnessError):   # an older or foreign record: never shared
         return None
 
 
-def _stored_fit(folder: Path, resolved: ResolvedConfig, seed: int, results_dir: Path) -> Optional[dict]:
+def _stored_fit(folder: Path, resolved: ResolvedConfig, seed: int) -> Optional[dict]:
     """A stored fit this run can predict from instead of training again, or None: the model.pt of
-    a complete run (same dataset and seed) whose fit hash is this run's —
+    a complete run (same dataset, split scheme and seed) whose fit hash is this run's —
 
     - this run's own folder, when it now only lacks a τ, the +crf settings or a split, or was
       stored under other evaluation keys (`--set method.inference=avg`);
@@ -200,8 +224,8 @@ def _stored_fit(folder: Path, resolved: ResolvedConfig, seed: int, results_dir: 
 
     if not resolved.cfg["method"].get("finetune", True):
         return None
-    wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile)
-    siblings = sorted(p for p in Path(results_dir, resolved.dataset).glob(f"*/seed{seed}") if p != folder)
+    wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile, resolved.data)
+    siblings = sorted(p for p in folder.parent.parent.glob(f"*/seed{seed}") if p != folder)
     for source in [folder, *siblings]:
         checkpoint, record = source / store.CHECKPOINT_FILE, store.read_config(source)
         if not checkpoint.is_file() or record is None or store.read_metrics(source) is None \
@@ -234,7 +258,7 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
     if method_cfg.get("finetune", True):
         train_split = _open(opts, "train")
     data_root = train_split.root if train_split is not None else _open(
-        opts, (opts.splits or eval_splits_of(opts.dataset))[0]).root
+        opts, (opts.splits or eval_splits_of(opts.dataset, opts.split_by))[0]).root
     env = RunEnv(dataset=opts.dataset, data_root=Path(data_root), cache_dir=cache_dir(),
                  device=distributed.device(), progress=opts.progress)
     tick = time.perf_counter()
@@ -269,7 +293,8 @@ def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptio
     record = config_record(resolved, seed, opts, extra["train_log"], extra["timings"],
                            extra["started"])
     # Runs with one fit hash share one trained model (_stored_fit); recorded for the reader.
-    record["fit_hash"] = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile)
+    record["fit_hash"] = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile,
+                                  resolved.data)
     store.write_json_atomic(folder / store.CONFIG_FILE, record)
     store.write_metrics_atomic(folder / store.METRICS_FILE, metrics)
     store.drop_train_state(folder)  # the run is stored: nothing left to resume

@@ -29,11 +29,13 @@ CRF_BATCH = 32         # samples handed to the CRF pool at a time
 
 def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau: float = 0.5,
                       crf: bool = False, image_root=None, split_by: Optional[str] = None,
-                      limit: Optional[int] = None, crf_workers: Optional[int] = None) -> dict:
+                      limit: Optional[int] = None, crf_workers: Optional[int] = None,
+                      phrasecut_list: Optional[str] = None) -> dict:
     """Score `<sample_id>.png` masks against a split's ground truth.
 
     Returns {"dataset", "split", "n", "tau", "crf", "metrics": {"A@0.3", "A@0.5", "A@0.7",
-    "cIoU", "mIoU"}} with metrics in percent. `limit` scores the first `limit` samples only
+    "cIoU", "mIoU"}} with metrics in percent, plus "split_by" (REFER) or "phrasecut_list"
+    (PhraseCut) and the data fingerprint: which expressions were scored. `limit` scores the first `limit` samples only
     (predictions for the rest of the split are then not "extra").
     """
     from harness.data.datasets import open_split
@@ -42,7 +44,11 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
     predictions_dir = Path(predictions_dir)
     if not predictions_dir.is_dir():
         raise DataError(predictions_dir, "predictions folder not found (expected <sample_id>.png files)")
-    full = open_split(dataset, split, data_root=data_root, image_root=image_root, split_by=split_by)
+    from harness.data.identity import data_identity
+
+    full = open_split(dataset, split, data_root=data_root, image_root=image_root, split_by=split_by,
+                      phrasecut_list=phrasecut_list)
+    identity = data_identity(dataset, data_root, split_by, [split], phrasecut_list)
     scored = full.subset(int(limit)) if limit is not None else full
     _check_prediction_files(predictions_dir, full, scored)
 
@@ -52,8 +58,10 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
             indices = range(start, min(start + CRF_BATCH, len(scored)))
             _score_batch(scored, indices, predictions_dir, evaluator, pool)
     summary = evaluator.evaluate()[setting_name(tau, crf)]
+    read = {k: identity[k] for k in ("split_by", "phrasecut_list") if k in identity}
+    read["data_fingerprint"] = identity["fingerprint"]
     return {"dataset": dataset, "split": split, "n": summary["n"], "tau": tau, "crf": bool(crf),
-            "metrics": {key: summary[key] for key in METRIC_KEYS}}
+            "metrics": {key: summary[key] for key in METRIC_KEYS}, **read}
 
 
 class _NoPool:

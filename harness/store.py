@@ -1,9 +1,11 @@
 """The results store (DESIGN §6): the single source of truth that tables, check and report read.
 
 ```
-<results>/<dataset>/<method>[@<variant>]/seed<k>/
-    config.json    resolved config, seed, versions, git revision, timings, training log, command
-    metrics.json   {"method", "dataset", "seed", "config_hash", "splits": {split: {setting: {...}}}}
+<results>/<dataset>[@<splitBy>]/<method>[@<variant>]/seed<k>/
+    config.json    resolved config, seed, split scheme and data fingerprint, versions, git
+                   revision, timings, training log, command
+    metrics.json   {"method", "dataset", "split_by", "seed", "config_hash",
+                    "splits": {split: {setting: {...}}}}
     samples.csv    split, setting, sample_id, ref_id, I, U, IoU, pointing, swap_ref_id, I_swap,
                    U_swap, IoU_swap (one row per expression and setting; swap fields blank where
                    the expression's image has no other ref — harness/metrics.py)
@@ -15,6 +17,10 @@
 Every file is written to a temporary name in the same folder, fsynced, then renamed, so a killed
 run leaves no half file. metrics.json is written last: its presence (with the right config hash)
 is what marks a run complete.
+
+A dataset read under a split scheme other than its default is stored as `<dataset>@<splitBy>`
+(`refcocog@umd`; harness/data/datasets.py `dataset_key`), so G-Ref google and umd runs both
+exist; tables and `check` name it the same way (the frame's `dataset` column).
 """
 
 from __future__ import annotations
@@ -112,11 +118,12 @@ def rounded_summary(summary: dict) -> dict:
 
 
 def metrics_document(method_spec: str, dataset: str, seed: int, config_hash: str,
-                     splits: dict) -> dict:
+                     splits: dict, split_by: Optional[str] = None) -> dict:
     """The metrics.json content: `splits` is {split: {setting: summary}}."""
     return {
         "method": method_spec,
         "dataset": dataset,
+        "split_by": split_by,
         "seed": int(seed),
         "config_hash": config_hash,
         "splits": {split: {setting: rounded_summary(summary)
@@ -205,14 +212,29 @@ def _run_order(metrics_path: Path) -> tuple:
     return metrics_path.parts[-4], metrics_path.parts[-3], number, seed
 
 
+def stored_dataset(metrics: dict) -> str:
+    """The dataset as the store names it: `refcocog@umd` for a non-default split scheme."""
+    from harness.data.datasets import DATASETS, dataset_key
+
+    from harness.errors import HarnessError
+
+    dataset, split_by = metrics["dataset"], metrics.get("split_by")
+    try:
+        return dataset_key(dataset, split_by) if dataset in DATASETS and split_by else dataset
+    except HarnessError:      # a scheme this version does not know: keep it apart all the same
+        return f"{dataset}@{split_by}"
+
+
 def load_metrics_frame(results_dir) -> pd.DataFrame:
-    """One row per (dataset, method spec, seed, split, setting, metric) with its value."""
+    """One row per (dataset, method spec, seed, split, setting, metric) with its value; the
+    dataset as the store names it (`stored_dataset`)."""
     rows = []
     for _, metrics in iter_runs(results_dir):
+        dataset = stored_dataset(metrics)
         for split, by_setting in metrics.get("splits", {}).items():
             for setting, summary in by_setting.items():
                 for metric, value in summary.items():
-                    rows.append((metrics["dataset"], metrics["method"], int(metrics["seed"]),
+                    rows.append((dataset, metrics["method"], int(metrics["seed"]),
                                  split, setting, metric, float(value)))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 

@@ -5,6 +5,8 @@ A table spec (an mmengine Config; keys starting with `_` are the file's own help
     title      str
     paper_csv  file under results/paper/ holding the paper's figures (optional)
     method, setting, dataset, split, metric    defaults for every cell (rows/columns override)
+    split_by   optional, a REFER split scheme for the cell's dataset (`split_by="umd"`; the same as
+               naming the dataset `refcocog@umd`); unset = the dataset's default scheme
     rows       [dict(key, label=key, method=..., setting=..., paper=..., paper_csv=..., x=...)]
     columns    [dict(key, label=key, dataset=..., split=..., metric=..., paper=..., families=[...])]
     runs       [dict(method, seeds=[0, 1, 2], taus=[...], crf=bool, profile="full",
@@ -30,14 +32,14 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from harness.errors import ConfigError, UnknownNameError
+from harness.errors import ConfigError, HarnessError, UnknownNameError
 from harness.paths import REPO_ROOT, configs_dir
 from harness.protocol import parse_setting, setting_name
 from harness.store import read_metrics, run_dir
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
 SPEC_KEYS = {"title", "paper_csv", "rows", "columns", "runs", "checks", "footnotes", "plot",
-             "real_datasets", *CELL_FIELDS}
+             "real_datasets", "split_by", *CELL_FIELDS}
 REAL_DATASETS = {"synthref": "refcoco", "synthref+": "refcoco+", "synthrefg": "refcocog"}
 SYNTHETIC_DATASETS = {"synthref", "synthref+", "synthrefg"}
 FAMILIES = ("synthref", "real")
@@ -99,7 +101,22 @@ def cell_key(spec: dict, row: dict, column: dict, family: str) -> dict:
                           f" leaves {missing} unset; set them in the row, column or at top level")
     key = {f: merged[f] for f in CELL_FIELDS}
     key["dataset"] = family_dataset(spec, key["dataset"], family)
+    if merged.get("split_by") is not None:
+        key["dataset"] = _with_scheme(spec, key["dataset"], merged["split_by"])
     return key
+
+
+def _with_scheme(spec: dict, dataset: str, split_by: str) -> str:
+    """`dataset` under split scheme `split_by`, as the store names it (`refcocog@umd`)."""
+    from harness.data.datasets import dataset_key, parse_dataset_key
+
+    name, own = parse_dataset_key(dataset)
+    if dataset != name and own != split_by:
+        raise ConfigError(f"{spec['path']}: dataset {dataset!r} and split_by={split_by!r} disagree")
+    try:
+        return dataset_key(name, split_by)
+    except HarnessError as err:
+        raise ConfigError(f"{spec['path']}: {err}") from None
 
 
 def _sorted_splits(splits) -> list[str]:
@@ -161,8 +178,13 @@ def run_settings(run: dict) -> list[str]:
 
 def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
     """The exact `python -m harness run ...` that makes `run` in `results_dir`."""
-    parts = ["python -m harness run", f"--methods {run['method']}", f"--dataset {run['dataset']}"]
-    if run["dataset"] not in SYNTHETIC_DATASETS:
+    from harness.data.datasets import KEY_SEPARATOR
+
+    name, _, split_by = run["dataset"].partition(KEY_SEPARATOR)
+    parts = ["python -m harness run", f"--methods {run['method']}", f"--dataset {name}"]
+    if split_by:
+        parts.append(f"--split-by {split_by}")
+    if name not in SYNTHETIC_DATASETS:
         parts.append("--data-root $DATA_ROOT")
     parts += [f"--splits {','.join(run['splits'])}",
               f"--seeds {','.join(str(s) for s in run['seeds'])}"]

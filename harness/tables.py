@@ -85,7 +85,11 @@ def column_label(column: dict, spec: dict, family: str) -> str:
         return column["label"]
     if "dataset" in column:
         dataset = table_specs.family_dataset(spec, column["dataset"], family)
-        return f"{dataset} {column.get('split', spec.get('split', ''))}".strip()
+        split_by = column.get("split_by", spec.get("split_by"))
+        dataset += f" ({split_by})" if split_by else ""
+        label = f"{dataset} {column.get('split', spec.get('split', ''))}".strip()
+        metric = column.get("metric")   # a column reading another metric than the table's says so
+        return label if metric in (None, spec.get("metric")) else f"{label} {metric}"
     return _key(column)
 
 

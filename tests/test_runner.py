@@ -88,8 +88,9 @@ def test_store_layout_and_metrics_equal_hand_computation(refer_root, toy_config,
     assert outcome.run_dir == folder and outcome.status == "done"
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.json", "samples.csv"]
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert set(metrics) == {"method", "dataset", "seed", "config_hash", "splits"}
+    assert set(metrics) == {"method", "dataset", "split_by", "seed", "config_hash", "splits"}
     assert (metrics["method"], metrics["dataset"], metrics["seed"]) == ("test_fixed_box", "synthref", 3)
+    assert metrics["split_by"] == "unc"
     truth = refer_root[1]
     for split in ("val", "testA"):
         gts = [e.gt for e in truth[split]]

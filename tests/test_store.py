@@ -26,10 +26,11 @@ def test_layout_and_metrics_document(tmp_path):
     assert folder == tmp_path / "synthref" / "sag@T1" / "seed2"
     text = (folder / "metrics.json").read_text()
     document = json.loads(text)
-    assert list(document) == ["config_hash", "dataset", "method", "seed", "splits"]  # sorted keys
+    assert list(document) == ["config_hash", "dataset", "method", "seed", "split_by", "splits"]  # sorted
     assert document["method"] == "sag@T1" and document["seed"] == 2
     assert document["splits"]["val"]["tau=0.50"] == {
         "A@0.3": 75.0, "A@0.5": 50.0, "A@0.7": 25.0, "cIoU": 40.1235, "mIoU": 31.2346, "n": 4}
+    assert document["split_by"] is None                   # the runner records the scheme read
     # Deterministic bytes: the same document written again is byte-identical.
     write_run(tmp_path, "synthref", "sag@T1", 2, "abc123abc123", {"val": 31.234567})
     assert (folder / "metrics.json").read_text() == text
