@@ -1,5 +1,6 @@
 """One Markdown report of a results store: every paper table with the paper's figures and shape
-checks, the sweep plots, the entity figure, and how each run was made (hash, profile, versions,
+checks, the sweep plots, the entity figure, whether each stored method used the words (grounding
+gap and pointing, harness/metrics.py), and how each run was made (hash, profile, versions,
 timings per stage). Rendering only: nothing here trains or predicts.
 """
 
@@ -10,12 +11,14 @@ from tabulate import tabulate
 
 from harness import table_specs
 from harness.plots import plot_table
-from harness.store import CHECKPOINT_FILE, iter_runs, read_config
-from harness.tables import render_table
+from harness.store import CHECKPOINT_FILE, iter_runs, load_metrics_frame, read_config
+from harness.tables import Cell, format_cell, render_table, seed_stats
 
 ENTITY_FIGURE = "entities.png"
 # config.json stores timings with sorted keys; show them in the order the stages run.
 STAGE_ORDER = ("pretrain", "fit", "predict", "crf", "metrics")
+GROUNDING_METRICS = ("mIoU", "gap", "pointing")
+GROUNDING_SETTINGS = ("tau=0.50", "tau=0.50+crf")
 
 
 def store_families(results_dir) -> list[str]:
@@ -71,6 +74,26 @@ def _entity_section(out: Path, entity_figure: Optional[Callable[[Path], object]]
     return ["## Qualitative: discovered entities", "", f"![entities]({png.name})", ""]
 
 
+def _grounding_section(results_dir) -> list[str]:
+    """mIoU, grounding gap and pointing of every stored (dataset, method, split) at τ = 0.5, raw
+    and +crf: mean ± std over seeds. Runs stored before the gap existed show "–" there."""
+    stats = seed_stats(load_metrics_frame(results_dir))
+    cells = sorted({key[:4] for key in stats if key[3] in GROUNDING_SETTINGS and key[4] == "mIoU"})
+    if not cells:
+        return []
+    rows = []
+    for dataset, method, split, setting in cells:
+        figures = [stats.get((dataset, method, split, setting, metric)) for metric in GROUNDING_METRICS]
+        rows.append([dataset, method, split, setting]
+                    + [format_cell(Cell({}, *figure)) if figure else "–" for figure in figures])
+    return ["## Grounding: did each method use the words?", "",
+            "gap = mIoU against the expression's own object − against another object of the "
+            "same image (0 for a method that ignores the words); pointing = % of expressions "
+            "whose map peaks inside the target (README, Protocol and metrics).", "",
+            tabulate(rows, headers=["dataset", "method", "split", "setting", *GROUNDING_METRICS],
+                     tablefmt="pipe", disable_numparse=True), ""]
+
+
 def _run_rows(results_dir) -> tuple[list[list], list[str], dict]:
     """Per run: dataset, method, seed, hash, profile, git, then stage timings; and versions seen."""
     records, stages, versions = [], [], {}
@@ -121,6 +144,7 @@ def write_report(results_dir, out="report.md",
              "beside them the paper's figures, and the shapes the paper implies, checked.", ""]
     for family in store_families(results_dir):
         lines += [f"## Tables ({family} datasets)", ""] + _table_sections(results_dir, out, family)
+    lines += _grounding_section(results_dir)
     lines += _entity_section(out, entity_figure)
     lines += _runs_section(results_dir)
     out.write_text("\n".join(lines))

@@ -8,6 +8,7 @@ each compares rows within a column, for every column (or those the check names):
     dict(kind="below", row=a, than=[b, c], margin=m)   mean a ≤ min(mean b, mean c) − m
     dict(kind="spread", rows=[a, b, c], max_spread=s)  max − min of the means ≤ s
     dict(kind="at_least", pairs=[[a, b], ...])    mean a ≥ mean b for every pair
+    dict(kind="min_value", rows=[a, b], min=v)    mean ≥ v for every row (e.g. a grounding gap)
 
 A column where a needed cell has no runs is skipped; with no column left the check reports
 "insufficient data".
@@ -53,12 +54,20 @@ def _at_least(means: list[float], check: dict) -> tuple[bool, str]:
     return ok, ", ".join(f"{a:.2f} vs {b:.2f}" for a, b in pairs)
 
 
+def _min_value(means: list[float], check: dict) -> tuple[bool, str]:
+    floor = float(check["min"])
+    shown = [f"{row} {m:.2f}" + ("" if m >= floor else f" (< {floor:g})")
+             for row, m in zip(check["rows"], means)]
+    return all(m >= floor for m in means), ", ".join(shown)
+
+
 # kind -> (rows the check reads, in order; the comparison on their means)
 _KINDS = {
     "order": (lambda c: c["rows"], _order),
     "below": (lambda c: [c["row"], *c["than"]], _below),
     "spread": (lambda c: c["rows"], _spread),
     "at_least": (lambda c: [r for pair in c["pairs"] for r in pair], _at_least),
+    "min_value": (lambda c: c["rows"], _min_value),
 }
 
 
@@ -75,7 +84,8 @@ def run_check(check: dict, means: dict, columns: list[str],
     rows = needed_rows(check)
     name = check.get("name", kind)
     held, failed, skipped = [], [], []
-    for column in check.get("columns", columns):
+    # A check names its columns; those of another dataset family are not in this table.
+    for column in [c for c in check.get("columns", columns) if c in columns]:
         values = [means.get((row, column)) for row in rows]
         if any(v is None for v in values):
             skipped.append(labels.get(column, column))

@@ -73,3 +73,19 @@ def test_families_follow_the_store_and_unplottable_tables_are_refused(tmp_path):
     assert store_families(tmp_path) == ["real"]
     with pytest.raises(ConfigError, match="A4.py: no row has an `x`"):
         plot_table("A4", tmp_path, tmp_path / "a4.png")
+
+
+def test_report_says_whether_each_stored_method_used_the_words(tmp_path):
+    for seed, gap in enumerate((6.0, 8.0)):
+        summary = {"A@0.3": 1.0, "A@0.5": 1.0, "A@0.7": 1.0, "cIoU": 20.0, "mIoU": 21.0, "n": 10,
+                   "gap": gap, "pointing": 40.0 + seed, "mIoU_right": 22.0, "mIoU_swap": 22.0 - gap,
+                   "n_gap": 4}
+        write_metrics(tmp_path / "runs", "synthref", "sag@T1", seed, {"val": {"tau=0.50": summary}})
+    write_metrics(tmp_path / "runs", "synthref", "whole", 0, {"val": {"tau=0.50": 3.0}})  # no gap
+    text = write_report(tmp_path / "runs", tmp_path / "report.md").read_text()
+    assert "## Grounding: did each method use the words?" in text
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in text.split("## Grounding")[1].split("\n## ")[0].splitlines()
+            if line.startswith("| synthref ")}
+    assert rows["sag@T1"][4:] == ["21.00 ± 0.00 (n=2)", "7.00 ± 1.41 (n=2)", "40.50 ± 0.71 (n=2)"]
+    assert rows["whole"][4:] == ["3.00 ± – (n=1)", "–", "–"]   # stored before the gap existed

@@ -131,13 +131,17 @@ def test_real_family_shows_paper_figures_for_refcoco_columns(tmp_path):
     assert "refcoco val (paper)" in text and "33.50 ± 0.71 (n=2)" in text
 
 
-def _a4_store(root, sag, tseg, maskclip, groupvit, sag_crf):
+def _a4_store(root, sag, tseg, maskclip, groupvit, sag_crf, gap=8.0, tseg_gap=None):
+    """Fine-tuned methods on synthref val; each with grounding gap `gap` (TSEG: `tseg_gap`)."""
     for seed in range(3):
         for method, value in (("sag", sag), ("tseg", tseg), ("maskclip", maskclip),
                               ("groupvit", groupvit)):
             crf = sag_crf if method == "sag" else value + 0.5
+            grounding = {"gap": tseg_gap if method == "tseg" and tseg_gap is not None else gap,
+                         "pointing": 40.0}
+            raw = {m: value + seed * 0.1 for m in METRICS} | {"n": 10} | grounding
             write_metrics(root, "synthref", method, seed,
-                          {"val": {"tau=0.50": value + seed * 0.1, "tau=0.50+crf": crf}})
+                          {"val": {"tau=0.50": raw, "tau=0.50+crf": crf}})
 
 
 def _statuses(root, name):
@@ -147,13 +151,27 @@ def _statuses(root, name):
 
 def test_ranking_and_crf_gain_hold_and_fail_on_constructed_stores(tmp_path):
     _a4_store(tmp_path / "good", sag=30, tseg=25, maskclip=20, groupvit=10, sag_crf=31)
-    assert _statuses(tmp_path / "good", "A4") == [HOLDS, HOLDS]
-    _a4_store(tmp_path / "bad", sag=18, tseg=25, maskclip=20, groupvit=10, sag_crf=17)
-    assert _statuses(tmp_path / "bad", "A4") == [FAILS, FAILS]
-    ranking = json.loads(render_table("A4", tmp_path / "bad", fmt="json", paper=True))["checks"][0]
+    assert _statuses(tmp_path / "good", "A4") == [HOLDS, HOLDS, HOLDS]
+    _a4_store(tmp_path / "bad", sag=18, tseg=25, maskclip=20, groupvit=10, sag_crf=17,
+              tseg_gap=4.9)
+    assert _statuses(tmp_path / "bad", "A4") == [FAILS, FAILS, FAILS]
+    checks = json.loads(render_table("A4", tmp_path / "bad", fmt="json", paper=True))["checks"]
     # Columns are named as the table's header names them (not the paper's RefCOCO keys).
-    assert ranking["detail"].startswith("synthref val: 18.10, 25.10, 20.10, 10.10")
-    assert _statuses(tmp_path / "empty", "A4") == [INSUFFICIENT, INSUFFICIENT]
+    assert checks[0]["detail"].startswith("synthref val: 18.10, 25.10, 20.10, 10.10")
+    assert checks[2]["detail"].startswith(
+        "synthref val gap: groupvit 8.00, maskclip 8.00, tseg 4.90 (< 5), sag 8.00")
+    assert "PhraseCut" not in checks[2]["detail"]   # a real-family column is not "skipped" here
+    assert _statuses(tmp_path / "empty", "A4") == [INSUFFICIENT] * 3
+
+
+def test_a4_shows_the_grounding_gap_and_pointing_beside_miou(tmp_path):
+    _a4_store(tmp_path, sag=30, tseg=25, maskclip=20, groupvit=10, sag_crf=31, gap=7.5)
+    text = render_table("A4", tmp_path)
+    header = next(line for line in text.splitlines() if line.startswith("|  "))
+    assert "synthref val gap" in header and "synthref val pointing" in header
+    sag = next(line for line in text.splitlines() if line.startswith("| SaG (ours) "))
+    assert "| 7.50 ± 0.00 (n=3) " in sag and "| 40.00 ± 0.00 (n=3) " in sag
+    assert "grounding gap" in text
 
 
 def test_t1_drop_and_tau_flatness_fail_when_the_shape_is_wrong(tmp_path):
