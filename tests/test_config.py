@@ -1,5 +1,6 @@
 """harness/config.py: file → profile → variant → --set merge order, the hash, and the errors."""
 
+import re
 import textwrap
 
 import pytest
@@ -113,3 +114,48 @@ def test_repository_base_configs_and_floors():
     assert real.cfg["runtime"]["eval_batch_size"] == 16 and real.profile == "smoke"
     with pytest.raises(UnknownNameError, match="variant"):
         load_run_config("whole@T1", "synthref", "full")
+
+
+# ------------------------------------------------------------ --set: the type of the key replaced
+
+def _typed(old, text, key="method.x"):
+    cfg = {"method": {"x": old}}
+    apply_override(cfg, f"{key}={text}")
+    return cfg["method"]["x"]
+
+
+@pytest.mark.parametrize("old, text, expected", [
+    (True, "false", False), (True, "FALSE", False), (False, "True", True), (False, "1", True),
+    (True, "0", False), (6, "2", 2), (1e-5, "3e-4", 3e-4), (1e-5, "1", 1.0), (0.5, "1", 1.0),
+    ("ours", "avg", "avg"), ("ours", "'max'", "max"), ("a", "123", "123"),
+    ([0.5], "[0.4, 0.6]", [0.4, 0.6]), ([0.5], "0.3", [0.3]), ([1, 2], "3,4", [3, 4]),
+    ((0.5, 0.5), "(0.4, 0.3)", (0.4, 0.3)), (["a {}."], "['b {}.', 'c {}.']", ["b {}.", "c {}."]),
+    (None, "/ckpt/vit.npz", "/ckpt/vit.npz"), (None, "3", 3), (4, "None", None), ("x", "null", None),
+    ({"groups": 6}, "{'groups': 2}", {"groups": 2}),
+])
+def test_set_values_take_the_type_of_the_key_they_replace(old, text, expected):
+    value = _typed(old, text)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("old, text, expected_type", [
+    (True, "yes", "bool"), (True, "2", "bool"), (6, "2.5", "int"), (6, "six", "int"), (6, "true", "int"),
+    (1e-5, "fast", "float"), (1e-5, "True", "float"), ([0.5], "['a']", "list of float"),
+    ({"groups": 6}, "3", "dict"),
+])
+def test_a_value_that_does_not_fit_names_key_type_and_value(old, text, expected_type):
+    pattern = rf"--set method\.x={re.escape(text)}: expected {expected_type}.*got [\"']{re.escape(text)}[\"']"
+    with pytest.raises(ConfigError, match=pattern):
+        _typed(old, text)
+
+
+def test_interaction_false_really_turns_it_off(method_config):
+    """The bug of issue 12: 'false' became the truthy string 'false'."""
+    path = method_config
+    path.write_text(path.read_text().replace("T=6,", "T=6, interaction=True,"))
+    resolved = resolve(path, overrides=["method.interaction=false"])
+    assert resolved.cfg["method"]["interaction"] is False
+    assert resolve(path, overrides=["method.interaction=0"]).config_hash == resolved.config_hash
+    with pytest.raises(ConfigError, match="method.interaction=off: expected bool"):
+        resolve(path, overrides=["method.interaction=off"])
+    assert resolve(path, overrides=["method.new_key=false"]).cfg["method"]["new_key"] == "false"
