@@ -14,6 +14,10 @@ metric's name alone; the longest matching pattern wins, and `--tolerance` holds 
 A reference entry with no value in the store fails as "missing"; store metrics the reference
 lacks are counted but do not fail. `--update` rewrites the metrics from the store (sorted keys),
 keeping the tolerances and the note.
+
+Grounding: the optional "gap_floors" {dataset/method: floor} fail the check when a method's
+grounding gap falls below its floor, even with every metric within tolerance; `--update` rewrites
+them from the store (harness/gap_floors.py).
 """
 
 import json
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness import gap_floors
 from harness.errors import DataError
 from harness.store import load_metrics_frame, write_json_atomic
 
@@ -53,10 +58,15 @@ def load_reference(path: Path) -> dict:
         raise DataError(path, f"not valid JSON ({err})")
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
         raise DataError(path, 'expected an object with "metrics": {key: value}')
-    for field in ("metrics", "tolerances"):
+    for field in ("metrics", "tolerances", "gap_floors"):
+        if not isinstance(doc.get(field, {}), dict):
+            raise DataError(path, f'"{field}" must be an object of {{key: number}}')
         for key, value in doc.get(field, {}).items():
-            if not isinstance(value, (int, float)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise DataError(path, f'{field}[{key!r}] = {value!r}; expected a number')
+    margin = doc.get("gap_margin", gap_floors.DEFAULT_GAP_MARGIN)
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or margin < 0:
+        raise DataError(path, f'gap_margin = {margin!r}; expected a number ≥ 0')
     return doc
 
 
@@ -86,7 +96,13 @@ def compare(now: dict, reference: dict, default_tolerance: float) -> list[dict]:
     return rows
 
 
-def _failure_report(failed: list[dict], total: int, refresh: str) -> str:
+def _failure_report(failed: list[dict], total: int, refresh: str,
+                    gaps_failed: list[dict] = ()) -> str:
+    if not failed:
+        return ("check FAILED: every metric is within tolerance, but a method's grounding gap "
+                "fell below its floor (it stopped using the words?):\n"
+                + "\n".join(gap_floors.gap_failure_lines(gaps_failed))
+                + f"\nIf the change is intended, refresh the reference: {refresh}")
     table = tabulate([[r["key"], f"{r['reference']:.4f}",
                        "–" if r["now"] is None else f"{r['now']:.4f}",
                        "–" if r["delta"] is None else f"{r['delta']:+.4f}",
@@ -94,8 +110,10 @@ def _failure_report(failed: list[dict], total: int, refresh: str) -> str:
                      headers=["metric", "reference", "now", "Δ", "tolerance", "status"],
                      tablefmt="pipe", disable_numparse=True)
     moved = sum(r["status"] == "moved" for r in failed)
+    gaps = ("\nGrounding gap below its floor:\n" + "\n".join(gap_floors.gap_failure_lines(gaps_failed))
+            if gaps_failed else "")
     return (f"{table}\n\ncheck FAILED: {moved} of {total} metrics moved beyond tolerance, "
-            f"{len(failed) - moved} missing from the store.\n"
+            f"{len(failed) - moved} missing from the store.{gaps}\n"
             f"If the change is intended, refresh the reference: {refresh}")
 
 
@@ -106,10 +124,16 @@ def update_reference(results_dir: Path, reference_path: Path) -> int:
         raise DataError(results_dir, "no metrics.json in the store; nothing to write to the "
                         "reference (run `python -m harness run ...` first)")
     old = load_reference(reference_path) if Path(reference_path).is_file() else {}
+    margin = float(old.get("gap_margin", gap_floors.DEFAULT_GAP_MARGIN))
+    floors, unguarded = gap_floors.floors_from(gap_floors.store_gaps(results_dir), margin)
     doc = {"about": old.get("about", ABOUT), "tolerances": old.get("tolerances", {}),
-           "metrics": now}
+           "metrics": now, "gap_floors": floors}
+    if "gap_margin" in old:
+        doc["gap_margin"] = old["gap_margin"]
     write_json_atomic(Path(reference_path), doc)
-    print(f"wrote {len(now)} metrics from {results_dir} to {reference_path}")
+    print(f"wrote {len(now)} metrics and {len(floors)} grounding-gap floors from {results_dir} "
+          f"to {reference_path}"
+          + (f"; no floor (gap ≤ {margin:g}): {', '.join(unguarded)}" if unguarded else ""))
     return 0
 
 
@@ -122,13 +146,17 @@ def run_check(results_dir, reference_path, tolerance: float = 0.5, update: bool 
     now = store_metrics(results_dir)
     rows = compare(now, reference, tolerance)
     failed = [r for r in rows if r["status"] != "ok"]
-    if failed:
+    gap_rows = gap_floors.compare_gaps(gap_floors.store_gaps(results_dir),
+                                       reference.get("gap_floors", {}))
+    gaps_failed = [r for r in gap_rows if r["status"] != "ok"]
+    if failed or gaps_failed:
         refresh = (f"python -m harness check --results {results_dir} "
                    f"--reference {reference_path} --update")
-        print(_failure_report(failed, len(rows), refresh))
+        print(_failure_report(failed, len(rows), refresh, gaps_failed))
         return 1
     new = len(set(now) - set(reference["metrics"]))
     print(f"check passed: {len(rows)} metrics of {reference_path} within tolerance "
           f"(default {tolerance:g}) in {results_dir}"
+          + (f", {len(gap_rows)} grounding gaps at or above their floors" if gap_rows else "")
           + (f"; {new} store metrics not in the reference" if new else ""))
     return 0

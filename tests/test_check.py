@@ -92,3 +92,62 @@ def test_user_mistakes_name_the_file(tmp_path):
     bad.write_text(json.dumps({"metrics": {"a/b/seed0/val/tau=0.50/mIoU": "high"}}))
     with pytest.raises(DataError, match="bad.json.*expected a number"):
         run_check(tmp_path / "s", bad)
+
+
+def _grounding_store(root, sag_gap, whole_gap=0.0, splits=("val", "testA")):
+    """SaG (2 seeds) and the whole floor with grounding gaps; SaG's mIoU does not move."""
+    for seed in range(2):
+        summary = {"mIoU": 31.0 + seed, "cIoU": 28.0, "n": 10, "gap": sag_gap, "n_gap": 8}
+        write_metrics(root, "synthref", "sag", seed, {s: {"tau=0.50": summary} for s in splits})
+    write_metrics(root, "synthref", "whole", 0,
+                  {"val": {"tau=0.50": {"mIoU": 3.0, "cIoU": 3.0, "n": 10, "gap": whole_gap}}})
+    return root
+
+
+def test_a_grounding_gap_below_its_floor_fails_though_every_metric_holds(tmp_path, capsys):
+    reference = tmp_path / "ci.json"
+    assert run_check(_grounding_store(tmp_path / "ref", sag_gap=12.0), reference, update=True) == 0
+    doc = json.loads(reference.read_text())
+    # min(12 − 2, 12 / 2) = 6 for SaG; the whole floor's gap 0 is nothing to guard.
+    assert doc["gap_floors"] == {"synthref/sag": 6.0}
+    assert "no floor (gap ≤ 2): synthref/whole" in capsys.readouterr().out
+    assert run_check(_grounding_store(tmp_path / "same", sag_gap=12.0), reference) == 0
+    assert "1 grounding gaps at or above their floors" in capsys.readouterr().out
+    assert run_check(_grounding_store(tmp_path / "at", sag_gap=6.0), reference) == 0
+    # Grounding broken, mIoU unchanged: the metrics pass, the gap does not.
+    assert run_check(_grounding_store(tmp_path / "broken", sag_gap=0.3), reference) == 1
+    out = capsys.readouterr().out
+    assert "every metric is within tolerance" in out
+    assert "synthref/sag: gap 0.30 at tau=0.50, floor 6.00 (below)" in out
+    # A store written before the gap existed has none to show: missing.
+    write_metrics(tmp_path / "old", "synthref", "whole", 0, {"val": {"tau=0.50": 3.0}})
+    for seed in range(2):
+        write_metrics(tmp_path / "old", "synthref", "sag", seed, {s: {"tau=0.50": {
+            "mIoU": 31.0 + seed, "cIoU": 28.0, "n": 10}} for s in ("val", "testA")})
+    assert run_check(tmp_path / "old", reference) == 1
+    assert "synthref/sag: no gap in the store" in capsys.readouterr().out
+
+
+def test_the_gap_is_averaged_over_seeds_and_splits_and_the_margin_is_the_references(tmp_path):
+    root = _grounding_store(tmp_path / "ref", sag_gap=4.0)
+    write_metrics(root, "synthref", "sag", 2, {"val": {"tau=0.50": {   # a third seed at 10
+        "mIoU": 30.0, "cIoU": 28.0, "n": 10, "gap": 10.0}}})
+    reference = tmp_path / "ci.json"
+    reference.write_text(json.dumps({"metrics": {}, "gap_margin": 1.0}))
+    assert run_check(root, reference, update=True) == 0
+    doc = json.loads(reference.read_text())
+    # mean of 4, 4, 4, 4 and 10 = 5.2; min(5.2 − 1, 5.2 / 2) = 2.6; the margin is kept.
+    assert doc["gap_floors"] == {"synthref/sag": 2.6} and doc["gap_margin"] == 1.0
+
+
+def test_a_reference_without_gap_floors_checks_no_gap_and_bad_floors_are_named(tmp_path):
+    reference = tmp_path / "ci.json"
+    assert run_check(_grounding_store(tmp_path / "ref", sag_gap=12.0), reference, update=True) == 0
+    doc = json.loads(reference.read_text())
+    del doc["gap_floors"]
+    reference.write_text(json.dumps(doc))
+    assert run_check(_grounding_store(tmp_path / "broken", sag_gap=0.0), reference) == 0
+    doc["gap_floors"] = {"synthref/sag": "six"}
+    reference.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"gap_floors\['synthref/sag'\] = 'six'; expected a number"):
+        run_check(tmp_path / "ref", reference)

@@ -1,0 +1,65 @@
+"""The CI gate on grounding: each method's grounding gap must stay above a floor in the reference.
+
+A change that breaks a method's use of the words can leave its mIoU within tolerance (the maps
+still land on objects) while its grounding gap — mIoU against the right object minus against
+another object of the image (harness/metrics.py) — collapses towards 0. The reference holds
+
+    "gap_floors": {"synthref/sag": 4.1, ...}    dataset/method spec → lowest acceptable gap
+    "gap_margin": 2.0                            optional; how far below the measured gap
+                                                 `--update` sets a floor (default 2 points)
+
+A method's gap is the mean over its stored seeds and splits at the setting `tau=0.50` (raw maps).
+`--update` sets each floor to the lower of (gap − margin) and gap / 2, for methods whose gap
+exceeds the margin; a method at or below it (the floors `whole` and `objects`, whose gap is 0,
+or a method that does not ground yet) gets no floor — there is no grounding to guard. A reference
+without "gap_floors" checks no gap.
+"""
+
+from __future__ import annotations
+
+from harness.store import load_metrics_frame
+
+GAP_SETTING = "tau=0.50"
+DEFAULT_GAP_MARGIN = 2.0
+
+
+def store_gaps(results_dir) -> dict:
+    """{"dataset/method": mean grounding gap over its seeds and splits at GAP_SETTING}."""
+    frame = load_metrics_frame(results_dir)
+    frame = frame[(frame["metric"] == "gap") & (frame["setting"] == GAP_SETTING)]
+    means = frame.groupby(["dataset", "method"])["value"].mean()
+    return {f"{dataset}/{method}": float(value) for (dataset, method), value in means.items()}
+
+
+def floor_for(gap: float, margin: float) -> float | None:
+    """The floor `--update` writes for a measured gap, or None when the gap is within the margin."""
+    if not gap > margin:
+        return None
+    return round(min(gap - margin, gap / 2.0), 2)
+
+
+def floors_from(gaps: dict, margin: float) -> tuple[dict, list[str]]:
+    """({key: floor} for the methods that ground, [keys left without a floor])."""
+    floors = {key: floor_for(gap, margin) for key, gap in sorted(gaps.items())}
+    return ({k: v for k, v in floors.items() if v is not None},
+            [k for k, v in floors.items() if v is None])
+
+
+def compare_gaps(gaps: dict, floors: dict) -> list[dict]:
+    """One row per floor: key, floor, now (None when the store has no gap), status ok|below|missing."""
+    rows = []
+    for key, floor in sorted(floors.items()):
+        now = gaps.get(key)
+        status = "missing" if now is None else ("ok" if now >= float(floor) - 1e-9 else "below")
+        rows.append(dict(key=key, floor=float(floor), now=now, status=status))
+    return rows
+
+
+def gap_failure_lines(failed: list[dict]) -> list[str]:
+    """The failing floors, one line each (for the check's report)."""
+    lines = []
+    for row in failed:
+        now = "no gap in the store" if row["now"] is None else f"gap {row['now']:.2f}"
+        lines.append(f"- {row['key']}: {now} at {GAP_SETTING}, floor {row['floor']:.2f} "
+                     f"({row['status']})")
+    return lines
