@@ -72,7 +72,7 @@ def test_clip_missing_file_and_unknown_name(tmp_path, env):
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UnknownNameError, match="ViT-Q-99"):
         build_clip({"name": "ViT-Q-99", "checkpoint": str(tmp_path / "x.pt")}, env)
-    with pytest.raises(CheckpointError, match=r"x\.pt: cannot be loaded"):
+    with pytest.raises(CheckpointError, match=r"x\.pt: cannot be read as a torch checkpoint"):
         build_clip({"name": "ViT-S-32", "checkpoint": str(tmp_path / "x.pt")}, env)
 
 

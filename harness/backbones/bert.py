@@ -5,8 +5,14 @@
 `forward(input_ids, attention_mask) -> last hidden states [B, L, H]`; `.hidden_size` (H).
 
 cfg keys (the method config's BERT section):
-    checkpoint  local folder as `save_pretrained` writes it (config.json, weights, vocab.txt),
-                e.g. bert-base-uncased. Given → real path; absent/None → the synthref stand-in.
+    checkpoint  local folder as the hub ships it or `save_pretrained` writes it (config.json,
+                pytorch_model.bin and/or model.safetensors, vocab.txt), e.g. bert-base-uncased.
+                Given → real path; absent/None → the synthref stand-in. Read as transformers'
+                `BertModel.from_pretrained` reads it: the hub file is a BertForPreTraining state
+                dict (`bert.` prefix, `cls.*` pre-training heads, legacy `LayerNorm.gamma/beta`
+                names); the heads are left out, the names mapped. Every encoder weight must be in
+                the file with the shape config.json gives (CheckpointError naming path and keys);
+                only the pooler, which SaG and TSEG do not use, may be absent.
     max_length  longest tokenised text, special tokens included (default 32).
     standin     overrides of `BERT_STANDIN` below: the tiny BertConfig (`hidden_size`,
                 `num_hidden_layers`, `num_attention_heads`, `intermediate_size`,
@@ -32,7 +38,8 @@ from transformers import BertConfig, BertModel, BertTokenizer
 from harness.backbones.pretrain_cache import cached_pretrain
 from harness.backbones.standin_bert import train_bert_standin
 from harness.backbones.standin_training import load_standin_weights, merged, standin_seed
-from harness.backbones.state_dicts import first_line, quiet_transformers_loading, raise_on_mismatch, require_path
+from harness.backbones.state_dicts import (describe_keys, first_line, quiet_transformers_loading,
+                                           raise_on_mismatch, require_path)
 from harness.errors import CheckpointError
 
 BERT_STANDIN = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
@@ -72,23 +79,34 @@ def build_bert(cfg: dict, env) -> TextEncoder:
 
 
 def load_real_bert(checkpoint) -> tuple[BertModel, BertTokenizer]:
-    """BertModel + BertTokenizer from a local folder; every encoder weight must be in the file."""
+    """BertModel + BertTokenizer from a local folder; every encoder weight must be in the file.
+
+    The model carries `harness_load_info = {"path", "ignored_keys"}`: the file's entries transformers
+    did not use (the pre-training heads of a hub checkpoint)."""
     folder = require_path(checkpoint, "BERT checkpoint", folder=True)
     try:
         tokenizer = BertTokenizer.from_pretrained(str(folder), local_files_only=True)
         with quiet_transformers_loading():
-            bert, info = BertModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
+            # Mis-shaped weights are listed (below, by name), not raised on with an unnamed error.
+            bert, info = BertModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True,
+                                                   ignore_mismatched_sizes=True)
     except Exception as exc:  # transformers raises OSError/ValueError/RuntimeError for unusable folders
         raise CheckpointError(f"{folder}: cannot be loaded as a BERT folder ({first_line(exc)})") from exc
     if len(tokenizer) <= len(tokenizer.all_special_ids):  # transformers' silent fallback when no vocab
         raise CheckpointError(f"{folder}: no vocabulary found (expected vocab.txt or tokenizer.json)")
     # The pooler is unused by the methods; a checkpoint saved from a MaskedLM model lacks it.
     missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
-    raise_on_mismatch(folder, "BertModel", missing, sorted(info["unexpected_keys"]))
+    raise_on_mismatch(folder, "BertModel", missing, [])
     if info.get("mismatched_keys"):
-        raise CheckpointError(f"{folder}: weights of the wrong shape for its config.json: "
-                              f"{sorted(info['mismatched_keys'])[:5]}")
+        raise CheckpointError(f"{folder}: does not match BertModel of its config.json: mis-shaped keys "
+                              f"{describe_keys(sorted(_key_name(k) for k in info['mismatched_keys']))}")
+    bert.harness_load_info = dict(path=str(folder), ignored_keys=sorted(info["unexpected_keys"]))
     return bert, tokenizer
+
+
+def _key_name(entry) -> str:
+    """transformers lists a mismatched key as its name or as (name, file shape, model shape)."""
+    return entry if isinstance(entry, str) else str(entry[0])
 
 
 def standin_tokenizer(data_root: Path) -> tuple[BertTokenizer, str]:

@@ -7,7 +7,8 @@
 cfg keys (the method config's CLIP section):
     checkpoint  local weight file (open_clip `.pth`/`.bin`/`.safetensors`, or OpenAI's TorchScript
                 `.pt`). Given → real path; absent/None → the synthref stand-in. Nothing is downloaded.
-    name        open_clip architecture for the real path, e.g. "ViT-B-16" (default).
+    name        open_clip architecture for the real path, e.g. "ViT-B-16" (default). An OpenAI file
+                is always built with QuickGELU (see `load_real_clip`).
     image_size  optional: build at this input size (positional embedding resized on load).
     standin     overrides of `CLIP_STANDIN` below: the tiny model's open_clip config
                 (`embed_dim`, `vision_cfg`, `text_cfg`), and its pretraining (`steps`,
@@ -29,7 +30,7 @@ from harness.backbones.pretrain_cache import cached_pretrain
 from harness.backbones.standin_clip import train_clip_standin
 from harness.backbones.standin_training import load_standin_weights, merged, standin_seed
 from harness.backbones.state_dicts import (first_line, is_torchscript_archive, raise_on_mismatch,
-                                           read_state_dict, require_path, size_mismatches)
+                                           read_state_dict, require_path, size_mismatches, state_dict_keys)
 from harness.errors import CheckpointError, UnknownNameError
 
 # The stand-in's architecture (an open_clip model config) and pretraining. 48 tokens hold the
@@ -53,23 +54,72 @@ def build_clip(cfg: dict, env):
     return build_standin_clip(cfg.get("standin"), env)
 
 
+# Entries only OpenAI's own CLIP files hold (buffers of its TorchScript model, kept when its state
+# dict is re-saved); open_clip's `load_openai_model` drops them before loading.
+OPENAI_ONLY_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
 def load_real_clip(cfg: dict):
-    """The open_clip architecture `cfg["name"]` with the weights of the local file `cfg["checkpoint"]`."""
+    """The open_clip architecture `cfg["name"]` with the weights of the local file `cfg["checkpoint"]`.
+
+    OpenAI's own files (the TorchScript `.pt` OpenAI ships, or a state dict holding its
+    `OPENAI_ONLY_KEYS`) are built with QuickGELU, the activation OpenAI trained with, as open_clip's
+    `load_openai_model` does: open_clip does this by itself only for its `openai` pretrained tags,
+    never for a file path. Any other file keeps the architecture's own activation (name a
+    `-quickgelu` architecture for OpenAI weights re-saved in open_clip's layout). The choice is
+    recorded on the model: `model.harness_load_info = {"path", "arch", "source", "quick_gelu"}` with
+    source "openai-torchscript", "openai-state-dict" or "open_clip".
+    """
     name = cfg.get("name", "ViT-B-16")
     path = require_path(cfg["checkpoint"], f"CLIP checkpoint for {name}")
     if name not in open_clip.list_models():
         raise UnknownNameError("open_clip architecture", name, open_clip.list_models())
+    source = clip_file_source(path)
+    quick_gelu = source != "open_clip" or bool(open_clip.get_model_config(name).get("quick_gelu"))
     extra = {"force_image_size": cfg["image_size"]} if cfg.get("image_size") else {}
     # Built without weights, then loaded non-strictly so a mismatch can be reported key by key.
-    model = open_clip.create_model(name, pretrained=None, **extra)
+    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu, **extra)
+    if source == "open_clip":
+        _load_open_clip_file(model, path, name)
+    else:
+        _load_openai_file(model, path, name)
+    model.harness_load_info = dict(path=str(path), arch=name, source=source, quick_gelu=quick_gelu)
+    return model.eval(), open_clip.get_tokenizer(name)
+
+
+def clip_file_source(path) -> str:
+    """Who wrote the weight file: "openai-torchscript", "openai-state-dict" or "open_clip"."""
+    if is_torchscript_archive(path):
+        return "openai-torchscript"
+    if any(key in OPENAI_ONLY_KEYS for key in state_dict_keys(path)):
+        return "openai-state-dict"
+    return "open_clip"
+
+
+def _load_open_clip_file(model, path, name: str) -> None:
     try:
-        incompatible = open_clip.load_checkpoint(model, str(path), strict=False,
-                                                 weights_only=not is_torchscript_archive(path))
+        incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
     except Exception as exc:  # open_clip raises RuntimeError/KeyError/StopIteration for foreign files
         raise CheckpointError(f"{path}: cannot be loaded as open_clip {name}: {first_line(exc)}; "
                               f"{_mismatch_detail(path, model)}") from exc
     raise_on_mismatch(path, f"open_clip {name}", incompatible.missing_keys, incompatible.unexpected_keys)
-    return model.eval(), open_clip.get_tokenizer(name)
+
+
+def _load_openai_file(model, path, name: str) -> None:
+    """OpenAI's weights (half precision for most tensors) into the fp32 open_clip model, every key
+    required; the position table is resampled when `image_size` asks for another size."""
+    from open_clip.model import resize_pos_embed
+
+    state = {k: v.float() if v.is_floating_point() else v for k, v in read_state_dict(path).items()
+             if k not in OPENAI_ONLY_KEYS}                 # fp16 → fp32, as load_openai_model does
+    resize_pos_embed(state, model)  # only when image_size differs from the file's (else a no-op)
+    shapes = size_mismatches(model, state)
+    if shapes:
+        raise CheckpointError(f"{path}: does not match open_clip {name}: {len(shapes)} size mismatches, e.g. "
+                              + "; ".join(shapes[:3]))
+    incompatible = model.load_state_dict(state, strict=False)
+    raise_on_mismatch(path, f"open_clip {name} (OpenAI layout)", incompatible.missing_keys,
+                      incompatible.unexpected_keys)
 
 
 def _mismatch_detail(path, model) -> str:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from harness.backbones.state_dicts import quiet_transformers_loading
+from harness.backbones.state_dicts import (describe_keys, first_line, quiet_transformers_loading,
+                                           read_torch_pickle, size_mismatches)
 from harness.backbones.pretrain_cache import cached_pretrain, require_captions
 from harness.errors import CheckpointError, DataError
 
@@ -234,42 +235,51 @@ def load_transformers_folder(folder: Path):
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{folder}: expected a transformers GroupViT folder with config.json")
     try:
-        with quiet_transformers_loading():
+        with quiet_transformers_loading():   # mis-shaped weights are listed below, by name
             model, info = GroupViTModel.from_pretrained(str(folder), local_files_only=True,
-                                                        output_loading_info=True)
+                                                        output_loading_info=True, ignore_mismatched_sizes=True)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{folder}: cannot load as transformers GroupViTModel ({exc})") from exc
+        raise CheckpointError(f"{folder}: cannot load as transformers GroupViTModel ({first_line(exc)})") from exc
     _check_loaded(folder, list(info.get("missing_keys", [])), list(info.get("unexpected_keys", [])))
-    mismatched = info.get("mismatched_keys") or []
+    mismatched = [m if isinstance(m, str) else m[0] for m in info.get("mismatched_keys") or []]
     if mismatched:
-        raise CheckpointError(f"{folder}: weights of the wrong shape: {[m[0] for m in mismatched][:5]}")
+        raise CheckpointError(f"{folder}: weights of the wrong shape for its config.json: {describe_keys(mismatched)}")
     try:
         hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{folder}: no tokenizer files (vocab.json/merges.txt or tokenizer.json)") from exc
     context = model.config.text_config.max_position_embeddings
+    model.harness_load_info = dict(path=str(folder), source="transformers",
+                                   ignored_keys=sorted(info.get("unexpected_keys", [])))
     return model.eval(), GroupViTTokenizer(hf_tok, context)
 
 
 def load_original_checkpoint(path: Path, arch: dict):
-    """(GroupViTModel, tokenizer) from an NVlabs `.pth` for the architecture `arch` (default GroupViT-S)."""
+    """(GroupViTModel, tokenizer) from an NVlabs `.pth` for the architecture `arch` (default GroupViT-S).
+
+    NVlabs' files pickle the training's OmegaConf config (and metrics) beside `model`; they are
+    read without importing omegaconf: foreign objects become inert stand-ins (`read_torch_pickle`),
+    only the tensors are used. The model carries `harness_load_info = {"path", "source",
+    "ignored_keys"}` (ignored: training-only entries such as `multi_label_logit_scale`)."""
     from transformers import GroupViTModel
 
-    try:
-        blob = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many kinds for a bad file
-        raise CheckpointError(f"{path}: cannot be read by torch.load ({exc})") from exc
+    blob = read_torch_pickle(path)   # CheckpointError naming the file when it is not a torch file
     state = blob.get("model", blob) if isinstance(blob, dict) else None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a dict with a 'model' state dict (NVlabs GroupViT)")
     config = groupvit_config(arch)
     model = GroupViTModel(config)
-    hf_state, _unused = original_to_hf(state)
-    try:
-        result = model.load_state_dict(hf_state, strict=False)
-    except RuntimeError as exc:   # shape mismatch: a different architecture
-        raise CheckpointError(f"{path}: weights do not fit the configured GroupViT arch ({exc})") from exc
+    hf_state, unused = original_to_hf(state)
+    shapes = size_mismatches(model, hf_state)
+    if shapes:   # a different architecture than `arch` says
+        raise CheckpointError(f"{path}: does not fit the configured GroupViT arch: {len(shapes)} size "
+                              "mismatches, e.g. " + "; ".join(shapes[:3]))
+    result = model.load_state_dict(hf_state, strict=False)
     _check_loaded(path, list(result.missing_keys), list(result.unexpected_keys))
+    if result.unexpected_keys:   # e.g. more blocks than `arch` has: never load a part of the file
+        raise CheckpointError(f"{path}: holds weights the configured GroupViT arch lacks "
+                              f"({describe_keys(result.unexpected_keys)}); set its `arch` to the file's")
+    model.harness_load_info = dict(path=str(path), source="nvlabs", ignored_keys=sorted(unused))
     return model.eval(), clip_bpe_tokenizer(config.text_config.max_position_embeddings)
 
 

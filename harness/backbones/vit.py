@@ -20,8 +20,10 @@ With no checkpoint and no `captions.json` under `env.data_root`: CheckpointError
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer, _load_weights, checkpoint_filter_fn
@@ -40,6 +42,7 @@ VIT_STANDIN = dict(img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=
 ARCH_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
 # Keys of the classifier head: checkpoints carry one, the patch encoder has none.
 HEAD_PREFIXES = ("head.", "fc_norm.", "pre_logits.")
+_BLOCK_NAME = re.compile(r"Transformer/encoderblock_(\d+)/")
 
 
 class PatchEncoder(nn.Module):
@@ -79,16 +82,40 @@ def load_real_vit(cfg: dict) -> PatchEncoder:
         _load_npz(vit, path, arch)
     else:
         load_vit_state(vit, read_state_dict(path), path, arch)
-    return PatchEncoder(vit, cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3)).eval()
+    encoder = PatchEncoder(vit, cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3)).eval()
+    encoder.harness_load_info = dict(path=str(path), arch=arch, source="jax-npz" if path.suffix == ".npz" else "torch")
+    return encoder
 
 
 def _load_npz(vit: VisionTransformer, path: Path, arch: str) -> None:
+    """timm's own reader of Google's JAX checkpoints (AugReg's vit_jax layout or big_vision's),
+    after checking the file holds as many encoder blocks as the model: the reader copies blocks
+    one by one and would leave a deeper file's last blocks out without a word."""
+    blocks = _npz_block_count(path)
+    if blocks is not None and blocks != len(vit.blocks):
+        raise CheckpointError(f"{path}: does not match timm {arch}: the file holds {blocks} encoder blocks, "
+                              f"the model {len(vit.blocks)}")
     try:
         _load_weights(vit, str(path))
     except KeyError as exc:  # the JAX loader looks keys up one by one
         raise CheckpointError(f"{path}: does not match timm {arch}: missing key {exc}") from exc
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot be loaded as timm {arch} ({first_line(exc)})") from exc
+
+
+def _npz_block_count(path: Path) -> int | None:
+    """Encoder blocks in a JAX checkpoint: `encoderblock_<i>/` entries, or the leading axis of
+    big_vision's stacked `encoderblock/` arrays; None when the file has neither (reported later)."""
+    try:
+        with np.load(path) as npz:
+            names = list(npz.files)
+            stacked = [n for n in names if "Transformer/encoderblock/LayerNorm_0/scale" in n]
+            if stacked:
+                return int(npz[stacked[0]].shape[0])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot be read as a .npz file ({first_line(exc)})") from exc
+    indices = {int(m.group(1)) for m in map(_BLOCK_NAME.search, names) if m}
+    return len(indices) if indices else None
 
 
 def load_vit_state(vit: VisionTransformer, state: dict, path: Path, arch: str) -> None:
