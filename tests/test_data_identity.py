@@ -103,3 +103,37 @@ def test_split_flags_are_checked_against_the_scheme(tmp_path, capsys):
     assert "split scheme (--split-by) of refcocog 'unc'; expected one of: google, umd" in capsys.readouterr().err
     assert _run(tmp_path / "runs", root, "--phrasecut-list", "ris") == 2
     assert "--phrasecut-list applies to phrasecut" in capsys.readouterr().err
+
+
+def test_phrasecut_list_is_recorded_and_part_of_the_identity(tmp_path, capsys):
+    root, out = tmp_path / "data", tmp_path / "runs"
+    write_phrasecut(root / "phrasecut")
+    base = ["run", "--methods", "objects", "--dataset", "phrasecut", "--data-root", str(root),
+            "--seeds", "0", "--out", str(out), "--no-progress"]
+    assert main(base) == 0
+    folder = out / "phrasecut" / "objects" / "seed0"
+    ris = store.read_config(folder)
+    assert ris["data"]["phrasecut_list"] == "ris" and "refer_val_ris.json" in ris["data"]["files"]
+    assert store.read_metrics(folder)["splits"]["val"]["tau=0.50"]["n"] == 2
+    assert main(base + ["--phrasecut-list", "official"]) == 0
+    assert capsys.readouterr().out.count("1 run(s) computed, 0 already stored") == 2
+    official = store.read_config(folder)
+    assert official["data"]["phrasecut_list"] == "official" and official["config_hash"] != ris["config_hash"]
+    assert store.read_metrics(folder)["splits"]["val"]["tau=0.50"]["n"] == 3
+
+
+def test_table_specs_name_split_schemes():
+    from harness.errors import ConfigError
+    from harness.table_specs import cell_key, run_command
+
+    spec = {"path": "configs/tables/X.py", "method": "sag", "setting": "tau=0.50", "metric": "mIoU"}
+    umd_test = {"key": "G-Ref umd test", "dataset": "synthrefg", "split_by": "umd", "split": "test"}
+    assert cell_key(spec, {"key": "r"}, umd_test, "real")["dataset"] == "refcocog@umd"
+    google = {"key": "G-Ref val", "dataset": "synthrefg", "split": "val"}
+    assert cell_key(spec, {"key": "r"}, google, "real")["dataset"] == "refcocog"
+    with pytest.raises(ConfigError, match="X.py.*split scheme.*synthrefg 'umd'"):
+        cell_key(spec, {"key": "r"}, umd_test, "synthref")          # synthrefg has no umd
+    run = dict(method="sag", dataset="refcocog@umd", splits=["val", "test"], seeds=[0], taus=[0.5],
+               crf=False, profile="full")
+    assert run_command(run).startswith("python -m harness run --methods sag --dataset refcocog "
+                                       "--split-by umd --data-root $DATA_ROOT --splits val,test")

@@ -207,3 +207,73 @@ def test_cli_score_end_to_end(data_root, predictions, tmp_path):
     assert failed.returncode == 2
     assert "7 missing" in failed.stderr + failed.stdout
     assert len(failed.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------- the format-faithful fixtures (official_data)
+
+def _write_pngs(folder: Path, masks: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for sample_id, mask in masks.items():
+        Image.fromarray(mask.astype(np.uint8) * 255).save(folder / f"{sample_id}.png")
+    return folder
+
+
+def _corner(shape) -> np.ndarray:
+    pred = np.zeros(shape, dtype=bool)
+    pred[: shape[0] // 2, : shape[1] // 2] = True
+    return pred
+
+
+def _score_cli(tmp_path, *args) -> dict:
+    from harness.cli import main
+
+    out = tmp_path / "score.json"
+    assert main(["score", *map(str, args), "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_score_gref_umd_test_equals_hand_figures(tmp_path):
+    """G-Ref umd's test split (which google lacks), py2 pickles, polygon and RLE masks."""
+    from official_data import refer_truth, write_refer
+    from refer_fixture import hand_metrics
+
+    root = tmp_path / "data"
+    order = write_refer(root, "refcocog", schemes=("google", "umd"))
+    truth = refer_truth()
+    ids = order["umd"]["test"]
+    preds = {i: _corner(truth[i][0].shape) for i in ids}
+    folder = _write_pngs(tmp_path / "pred", preds)
+    result = _score_cli(tmp_path, "--dataset", "refcocog", "--data-root", root, "--split-by", "umd",
+                        "--split", "test", "--predictions", folder)
+    expected = hand_metrics([preds[i] for i in ids], [truth[i][0] for i in ids])
+    assert result["n"] == len(ids) == 2 and result["split_by"] == "umd"
+    for key, value in result["metrics"].items():
+        assert value == pytest.approx(expected[key], abs=1e-9), key
+    assert len(result["data_fingerprint"]) == 16
+
+
+def test_score_phrasecut_both_lists_at_the_official_size(tmp_path):
+    """The paper's ris list by default, the official one on request; sizes from
+    image_data_split.json (image 21's JPEG is half that size)."""
+    from official_data import PHRASECUT_TASKS, RIS_ORDER, phrasecut_truth, write_phrasecut
+    from refer_fixture import hand_metrics
+
+    root = tmp_path / "phrasecut"
+    write_phrasecut(root)
+    truth = phrasecut_truth()
+    preds = {tid: _corner(mask.shape) for tid, mask in truth.items()}
+    folder = _write_pngs(tmp_path / "pred", preds)
+    official_ids = [t["task_id"] for t in PHRASECUT_TASKS]
+    ris = _score_cli(tmp_path, "--dataset", "phrasecut", "--data-root", root, "--split", "val",
+                     "--predictions", _write_pngs(tmp_path / "ris", {i: preds[i] for i in RIS_ORDER}))
+    official = _score_cli(tmp_path, "--dataset", "phrasecut", "--data-root", root, "--split", "val",
+                          "--phrasecut-list", "official", "--predictions", folder)
+    for result, ids, name in ((ris, RIS_ORDER, "ris"), (official, official_ids, "official")):
+        expected = hand_metrics([preds[i] for i in ids], [truth[i] for i in ids])
+        assert result["n"] == len(ids) and result["phrasecut_list"] == name
+        for key, value in result["metrics"].items():
+            assert value == pytest.approx(expected[key], abs=1e-9), (name, key)
+    assert ris["metrics"] != official["metrics"]
+    Image.new("L", (20, 15)).save(folder / "21__5001.png")          # the JPEG's size: refused
+    with pytest.raises(DataError, match=r"21__5001: 20x15, expected 40x30"):
+        score_predictions("phrasecut", root, "val", folder, phrasecut_list="official")
