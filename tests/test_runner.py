@@ -44,6 +44,10 @@ class FixedBox(Segmenter):
 BOX = (8, 20, 6, 18)
 
 
+def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    return (pred & gt).sum() / (pred | gt).sum()
+
+
 def box_prediction(ring: int) -> np.ndarray:
     y0, y1, x0, x1 = BOX
     pred = np.zeros((SIZE, SIZE), dtype=bool)
@@ -98,9 +102,15 @@ def test_store_layout_and_metrics_equal_hand_computation(refer_root, toy_config,
         for setting, ring in (("tau=0.30", 2), ("tau=0.50", 0), ("tau=0.70", 0)):
             expected = hand_metrics([box_prediction(ring)] * len(gts), gts)
             got = metrics["splits"][split][setting]
-            assert set(got) == {"A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU", "n"}
+            assert set(got) == {"A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU", "n", "pointing", "gap",
+                                "mIoU_right", "mIoU_swap", "n_gap"}
             for key, value in expected.items():
                 assert got[key] == pytest.approx(value, abs=1e-4), (split, setting, key)
+            # Each image holds two refs, each the other's partner; one map for every expression.
+            per_ref = {e.ref_id: _iou(box_prediction(ring), e.gt) for e in truth[split]}
+            assert got["n_gap"] == len(per_ref)
+            assert got["mIoU_swap"] == pytest.approx(100 * np.mean(list(per_ref.values())), abs=1e-4)
+            assert got["gap"] == 0.0 and got["mIoU_right"] == got["mIoU_swap"]
     assert metrics["splits"]["val"]["tau=0.30"]["mIoU"] != metrics["splits"]["val"]["tau=0.50"]["mIoU"]
 
     config = json.loads((folder / "config.json").read_text())
@@ -110,7 +120,8 @@ def test_store_layout_and_metrics_equal_hand_computation(refer_root, toy_config,
     assert set(config["timings_s"]) == {"build", "fit", "data", "predict", "crf", "metrics"}
     assert config["config"]["method"]["box"] == list(BOX)
     rows = (folder / "samples.csv").read_text().splitlines()
-    assert rows[0] == "split,setting,sample_id,ref_id,I,U,IoU"
+    assert rows[0] == ("split,setting,sample_id,ref_id,I,U,IoU,pointing,swap_ref_id,I_swap,U_swap,"
+                       "IoU_swap")
     assert len(rows) - 1 == 3 * (len(truth["val"]) + len(truth["testA"]))
     first = truth["val"][0]
     inter = int((box_prediction(2) & first.gt).sum())
