@@ -60,8 +60,9 @@ def check_splits(dataset: str, splits: list[str], split_by=None) -> None:
     from harness.runner import evaluable_splits_of
 
     known = evaluable_splits_of(dataset, split_by)
-    scheme = dataset_info(dataset).resolve_split_by(split_by, dataset)
-    where = f"{dataset} ({scheme})" if scheme else dataset
+    info = dataset_info(dataset)
+    scheme = info.resolve_split_by(split_by, dataset)
+    where = f"{dataset} ({scheme})" if len(info.schemes) > 1 else dataset
     for split in splits:
         if split not in known:
             raise UnknownNameError(f"split of {where}", split, known)

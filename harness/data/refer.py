@@ -73,7 +73,7 @@ def load_refer(data_root, dataset: str, split: str, split_by: Optional[str] = No
 
 def refer_files(data_root: Path, dataset: str, split_by: str) -> tuple[Path, Path]:
     """(refs pickle, instances.json) of a dataset under a split scheme; a DataError naming what
-    is missing (and which refs files are there) when the folder or the refs file is absent."""
+    is missing (and which refs files are there) when the folder or a file is absent."""
     folder = Path(data_root) / dataset
     if not folder.is_dir():
         raise DataError(folder, f"dataset folder not found; expected DATA_ROOT/{dataset}/ holding "
@@ -82,7 +82,10 @@ def refer_files(data_root: Path, dataset: str, split_by: str) -> tuple[Path, Pat
     if not refs.is_file():
         present = sorted(p.name for p in folder.glob("refs(*).p"))
         raise DataError(refs, f"refs file not found (files present: {', '.join(present) or 'none'})")
-    return refs, folder / "instances.json"
+    instances = folder / "instances.json"
+    if not instances.is_file():
+        raise DataError(instances, "instances.json not found (COCO images/annotations/categories expected)")
+    return refs, instances
 
 
 def read_refs(path: Path) -> list[dict]:
