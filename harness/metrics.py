@@ -41,7 +41,6 @@ from harness.protocol import binarise, check_tau, setting_name
 
 ACCURACY_THRESHOLDS = (0.3, 0.5, 0.7)
 METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU")
-GROUNDING_KEYS = ("pointing", "gap", "mIoU_right", "mIoU_swap", "n_gap")
 
 
 def iou_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
