@@ -145,3 +145,98 @@ def test_bert_wrong_weights_and_missing_folder(tmp_path, env):
         build_bert({"checkpoint": str(tmp_path / "bert")}, env)
     with pytest.raises(CheckpointError, match="nothing-here: BERT checkpoint folder not found"):
         build_bert({"checkpoint": str(tmp_path / "nothing-here")}, env)
+
+
+def write_hub_bert(folder, words, drop=(), reshape=()):
+    """A hub-layout BERT folder (BertForPreTraining names, legacy LayerNorm.gamma/beta) at a tiny size."""
+    from transformers import BertForPreTraining
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=32)
+    model = BertForPreTraining(config).eval()
+    state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+             for k, v in model.state_dict().items() if k not in drop}
+    for key in reshape:
+        state[key] = torch.zeros(7, 32)
+    folder.mkdir()
+    torch.save(state, folder / "pytorch_model.bin")
+    config.to_json_file(folder / "config.json")
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    return model
+
+
+def test_hub_bert_heads_ignored_but_a_missing_or_misshaped_encoder_weight_is_named(tmp_path, env):
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "circle"]
+    source = write_hub_bert(tmp_path / "ok", words)
+    encoder = build_bert({"checkpoint": str(tmp_path / "ok")}, env)
+    tokens = encoder.tokenize(["red circle"])
+    with torch.no_grad():
+        assert torch.equal(encoder(**tokens), source.bert(**tokens).last_hidden_state)
+    missing = "bert.encoder.layer.1.output.LayerNorm.weight"    # written as ...LayerNorm.gamma
+    write_hub_bert(tmp_path / "missing", words, drop=[missing])
+    with pytest.raises(CheckpointError, match=r"missing: does not match BertModel: missing keys 1: "
+                                              r"encoder\.layer\.1\.output\.LayerNorm\.weight"):
+        build_bert({"checkpoint": str(tmp_path / "missing")}, env)
+    write_hub_bert(tmp_path / "misshaped", words, reshape=["bert.encoder.layer.0.attention.self.query.weight"])
+    with pytest.raises(CheckpointError, match=r"misshaped: .*mis-shaped keys 1: encoder\.layer\.0\.attention\.self\.query\.weight"):
+        build_bert({"checkpoint": str(tmp_path / "misshaped")}, env)
+
+
+class CallsOut:
+    """Pickles as a call of os.system: what a hostile or merely foreign pickle can hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_foreign_objects_in_a_checkpoint_are_inert(tmp_path):
+    from harness.backbones.state_dicts import ForeignObject, read_state_dict, read_torch_pickle
+
+    marker = tmp_path / "ran"
+    weights = {"w": torch.arange(3.0)}
+    torch.save({"model": weights, "args": CallsOut(marker)}, tmp_path / "ckpt.pth")
+    blob = read_torch_pickle(tmp_path / "ckpt.pth")
+    assert not marker.exists()                                   # os.system was never called
+    assert isinstance(blob["args"], ForeignObject) and blob["args"].foreign_name.endswith(".system")
+    assert torch.equal(read_state_dict(tmp_path / "ckpt.pth")["w"], weights["w"])
+
+
+def test_openai_state_dict_is_told_by_its_extra_entries_and_shape_checked(tmp_path, env):
+    """OpenAI's three extra entries mark an OpenAI state dict (built with QuickGELU); its weights
+    must still fit the architecture, key by key and shape by shape."""
+    torch.manual_seed(0)
+    cfg = dict(embed_dim=32, vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=12, head_width=16),
+               text_cfg=dict(width=32, heads=2, layers=12))
+    state = open_clip.CLIP(**cfg).state_dict()
+    torch.save({**state, "input_resolution": torch.tensor(32), "context_length": torch.tensor(77),
+                "vocab_size": torch.tensor(49408)}, tmp_path / "openai.pt")
+    with pytest.raises(CheckpointError, match=r"openai\.pt: does not match open_clip ViT-S-32: \d+ size mismatches"):
+        build_clip({"name": "ViT-S-32", "checkpoint": str(tmp_path / "openai.pt")}, env)
+    from harness.backbones.clip import clip_file_source
+
+    torch.save(state, tmp_path / "open_clip.pt")
+    assert clip_file_source(tmp_path / "openai.pt") == "openai-state-dict"
+    assert clip_file_source(tmp_path / "open_clip.pt") == "open_clip"
+
+
+def test_nvlabs_groupvit_with_more_blocks_than_the_arch_is_refused(tmp_path):
+    from transformers import GroupViTModel
+
+    from harness.backbones.groupvit import groupvit_config, hf_to_original, load_groupvit_checkpoint
+
+    arch = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                depths=[2, 1, 1], num_group_tokens=[8, 4, 0], num_output_groups=[8, 4, 4], text_hidden_size=32,
+                text_intermediate_size=64, text_layers=1, text_heads=2, context_length=16, projection_dim=16,
+                projection_intermediate_dim=32)
+    source = GroupViTModel(groupvit_config(arch)).eval()
+    torch.save({"model": hf_to_original(source.state_dict())}, tmp_path / "deep.pth")
+    with pytest.raises(CheckpointError, match=r"deep\.pth: holds weights the configured GroupViT arch lacks"):
+        load_groupvit_checkpoint(tmp_path / "deep.pth", dict(arch, depths=[1, 1, 1]))
+    model, _ = load_groupvit_checkpoint(tmp_path / "deep.pth", arch)
+    assert model.harness_load_info["source"] == "nvlabs"
