@@ -23,8 +23,10 @@ from harness.backbones.groupvit import build_groupvit, clip_bpe_tokenizer, encod
 from harness.errors import CheckpointError
 from harness.segmenter import RunEnv
 from tests import official_checkpoints as official
+from tests import official_groupvit
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")]
 TEXTS = ["the man in the red shirt on the left", "a big blue circle"]
 
 
@@ -112,9 +114,9 @@ def test_hub_bert_base_uncased_loads_as_transformers_reads_it(bert_source, legac
 # ---------------------------------------------------------------- GroupViT (item 8 and the loader)
 @pytest.fixture(scope="session")
 def groupvit_files(folder):
-    state = official.random_nvlabs_state()
-    pth = official.write_nvlabs_groupvit(folder / "group_vit_gcc_yfcc_30e-879422e0.pth", state)
-    hf = official.write_transformers_groupvit(folder / "groupvit-gcc-yfcc", state)
+    state = official_groupvit.random_nvlabs_state()
+    pth = official_groupvit.write_nvlabs_groupvit(folder / "group_vit_gcc_yfcc_30e-879422e0.pth", state)
+    hf = official_groupvit.write_transformers_groupvit(folder / "groupvit-gcc-yfcc", state)
     return pth, hf
 
 

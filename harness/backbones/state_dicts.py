@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import types
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         elif is_torchscript_archive(path):
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            with warnings.catch_warnings():   # "torch.jit.load is deprecated": OpenAI ships only this
+                warnings.simplefilter("ignore", FutureWarning)
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
         else:
             state = read_torch_pickle(path)
     except CheckpointError:
