@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import open_clip
 import pytest
 import timm
@@ -240,3 +242,23 @@ def test_nvlabs_groupvit_with_more_blocks_than_the_arch_is_refused(tmp_path):
         load_groupvit_checkpoint(tmp_path / "deep.pth", dict(arch, depths=[1, 1, 1]))
     model, _ = load_groupvit_checkpoint(tmp_path / "deep.pth", arch)
     assert model.harness_load_info["source"] == "nvlabs"
+
+
+def test_open_clip_hub_config_beside_the_file_decides_quickgelu(tmp_path, env):
+    """The hub's open_clip_config.json says quick_gelu for OpenAI weights in open_clip's layout."""
+    torch.manual_seed(0)
+    source = open_clip.create_model("ViT-S-32", force_quick_gelu=True).eval()
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "open_clip_model.safetensors"))
+    cfg = {"name": "ViT-S-32", "checkpoint": str(tmp_path / "open_clip_model.safetensors")}
+    gelu, tokenizer = build_clip(cfg, env)
+    assert gelu.harness_load_info["quick_gelu"] is False
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"quick_gelu": True}}))
+    model, _ = build_clip(cfg, env)
+    assert model.harness_load_info == dict(path=cfg["checkpoint"], arch="ViT-S-32", source="open_clip", quick_gelu=True)
+    images = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(model.encode_image(images), source.encode_image(images))
+        assert not torch.allclose(gelu.encode_image(images), source.encode_image(images), atol=1e-4)
+    (tmp_path / "open_clip_config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"open_clip_config\.json: not a readable open_clip config"):
+        build_clip(cfg, env)

@@ -18,7 +18,9 @@ With no checkpoint and no `captions.json` under `env.data_root`: CheckpointError
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 import open_clip
 import torch
@@ -65,17 +67,20 @@ def load_real_clip(cfg: dict):
     OpenAI's own files (the TorchScript `.pt` OpenAI ships, or a state dict holding its
     `OPENAI_ONLY_KEYS`) are built with QuickGELU, the activation OpenAI trained with, as open_clip's
     `load_openai_model` does: open_clip does this by itself only for its `openai` pretrained tags,
-    never for a file path. Any other file keeps the architecture's own activation (name a
-    `-quickgelu` architecture for OpenAI weights re-saved in open_clip's layout). The choice is
-    recorded on the model: `model.harness_load_info = {"path", "arch", "source", "quick_gelu"}` with
-    source "openai-torchscript", "openai-state-dict" or "open_clip".
+    never for a file path. An open_clip file keeps the architecture's own activation unless the
+    `open_clip_config.json` the hub ships beside it says `"quick_gelu": true` (as it does for
+    OpenAI's weights re-saved by open_clip, e.g. timm/vit_base_patch16_clip_224.openai); without
+    that file, name the `-quickgelu` architecture for such weights. The choice is recorded on the
+    model: `model.harness_load_info = {"path", "arch", "source", "quick_gelu"}` with source
+    "openai-torchscript", "openai-state-dict" or "open_clip".
     """
     name = cfg.get("name", "ViT-B-16")
     path = require_path(cfg["checkpoint"], f"CLIP checkpoint for {name}")
     if name not in open_clip.list_models():
         raise UnknownNameError("open_clip architecture", name, open_clip.list_models())
     source = clip_file_source(path)
-    quick_gelu = source != "open_clip" or bool(open_clip.get_model_config(name).get("quick_gelu"))
+    quick_gelu = (source != "open_clip" or bool(open_clip.get_model_config(name).get("quick_gelu"))
+                  or hub_config_quick_gelu(path))
     extra = {"force_image_size": cfg["image_size"]} if cfg.get("image_size") else {}
     # Built without weights, then loaded non-strictly so a mismatch can be reported key by key.
     model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu, **extra)
@@ -94,6 +99,21 @@ def clip_file_source(path) -> str:
     if any(key in OPENAI_ONLY_KEYS for key in state_dict_keys(path)):
         return "openai-state-dict"
     return "open_clip"
+
+
+def hub_config_quick_gelu(path) -> bool:
+    """`quick_gelu` of the open_clip_config.json beside a weight file (False when there is none)."""
+    config = Path(path).parent / "open_clip_config.json"
+    if not config.is_file():
+        return False
+    try:
+        content = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{config}: not a readable open_clip config ({first_line(exc)})") from exc
+    model_cfg = content.get("model_cfg", content) if isinstance(content, dict) else None
+    if not isinstance(model_cfg, dict):
+        raise CheckpointError(f"{config}: expected a JSON object with a 'model_cfg' object")
+    return bool(model_cfg.get("quick_gelu", False))
 
 
 def _load_open_clip_file(model, path, name: str) -> None:
