@@ -9,7 +9,10 @@ method = dict(
     input_size=64,
     finetune=True,
     dummy_query="a photo of a nothing",
-    hard_assignment=False,   # True: argmax group per patch, winning text per group ({0, 1} maps)
+    # "official": NVlabs' rule (soft maps upsampled to the image, argmax group per pixel, the group's
+    # text; {0, 1} maps); "soft": P(query | group) under the soft assignment; "hard": argmax group per
+    # patch before upsampling (baselines/groupvit.py).
+    mask_rule="official",
     backbone=dict(
         checkpoint=None,     # synthref: no web weights exist; the stand-in below is pretrained instead
         # One grouping stage (GroupViT's 1-stage ablation) at 64 px: 64 patches -> 8 groups. With
@@ -30,9 +33,9 @@ method = dict(
 train = dict(batch_size=32, lr=1e-5, weight_decay=0.05, epochs=1, schedule="constant", warmup_steps=0,
              grad_clip=1.0, phrases=2)
 
-# The score is already P(query | pixel) with 0.5 the assignment boundary; min-max would move
-# that boundary per image (and make a map with no query pixel non-empty), so it stays off, as
-# the SaG authors thresholded the assignment itself.
+# The maps are already the decision ({0, 1} by the official rule; P(query | pixel) with 0.5 the
+# boundary for @soft): min-max would move that boundary per image (and make a map with no query
+# pixel non-empty), so it stays off, as the SaG authors thresholded the assignment itself.
 protocol = dict(minmax=False)
 
 profiles = dict(
@@ -44,7 +47,8 @@ profiles = dict(
 
 variants = dict(
     zeroshot=dict(method=dict(finetune=False)),
-    hard=dict(method=dict(hard_assignment=True)),
+    soft=dict(method=dict(mask_rule="soft")),
+    hard=dict(method=dict(mask_rule="hard")),
 )
 
 # Measured 2026-11-25 (synthref val, seed 0, full profile, OMP_NUM_THREADS=1; CPU-s = user+sys).

@@ -12,7 +12,7 @@ method = dict(
     input_size=224,          # GroupViT-S's 14x14 position embeddings
     finetune=True,
     dummy_query="a photo of a nothing",
-    hard_assignment=False,
+    mask_rule="official",    # NVlabs' rule; variants @soft and @hard (see configs/groupvit.py)
     backbone=dict(
         checkpoint=None,     # required: without it the run stops with a CheckpointError
         arch=dict(),         # an NVlabs .pth is GroupViT-S unless told otherwise (GROUPVIT_S keys)
@@ -25,7 +25,7 @@ method = dict(
 train = dict(batch_size=32, lr=1e-5, weight_decay=0.05, epochs=1, schedule="constant", warmup_steps=0,
              grad_clip=1.0, phrases=2)
 
-# The score is P(query | pixel) and 0.5 the assignment boundary: no min-max (see configs/groupvit.py).
+# The maps are the assignment itself ({0, 1}; @soft: 0.5 the boundary): no min-max (see configs/groupvit.py).
 protocol = dict(minmax=False)
 
 profiles = dict(
@@ -36,5 +36,6 @@ profiles = dict(
 
 variants = dict(
     zeroshot=dict(method=dict(finetune=False)),
-    hard=dict(method=dict(hard_assignment=True)),
+    soft=dict(method=dict(mask_rule="soft")),
+    hard=dict(method=dict(mask_rule="hard")),
 )

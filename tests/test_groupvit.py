@@ -2,7 +2,9 @@
 loading both ways, the dummy-query decision, fit without masks, and a smoke run through the runner."""
 
 import copy
+import dataclasses
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,11 @@ import torch
 
 from baselines.groupvit import GroupViTSegmenter, referring_scores
 from harness.backbones.groupvit import (build_groupvit, encode_images, groupvit_config, hf_to_original,
-                                        load_groupvit_checkpoint, original_to_hf, special_token_ids,
-                                        vocab_tokenizer)
+                                        load_groupvit_checkpoint, normalise_pixels, original_to_hf,
+                                        special_token_ids, vocab_tokenizer)
 from harness.backbones.groupvit_pretrain import multi_label_prompts, phrases_of
-from harness.errors import CheckpointError
+from harness.errors import CheckpointError, ConfigError
+from harness.protocol import to_original_size
 from harness.segmenter import RunEnv
 
 TINY_ARCH = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_attention_heads=2,
@@ -121,13 +124,88 @@ def test_group_nearer_the_dummy_is_background():
     assert (flipped[0, 2:] < 0.5).all()
 
 
-def test_predict_shape_range_and_hard_decision_follows_group_similarities(segmenter, synthref_root):
+@contextmanager
+def rule(segmenter, mask_rule: str, dummy_query: str = None):
+    saved = segmenter.mask_rule, segmenter.dummy_query
+    segmenter.mask_rule, segmenter.dummy_query = mask_rule, dummy_query or segmenter.dummy_query
+    try:
+        yield segmenter
+    finally:
+        segmenter.mask_rule, segmenter.dummy_query = saved
+
+
+def val_batch(synthref_root, n=6):
     from harness.data.datasets import open_split
     from harness.data.loader import eval_batches
 
-    val = open_split("synthref", "val", data_root=synthref_root)
-    batch = next(eval_batches(val, 32, 6))
-    scores = segmenter.predict(batch["images"], batch["texts"])
+    return next(eval_batches(open_split("synthref", "val", data_root=synthref_root), 32, n))
+
+
+def official_by_transformers(segmenter, images, texts, size):
+    """NVlabs' encode_decode recomputed from transformers' own segmentation pieces: its
+    `get_grouping_from_attentions` (chained soft maps, bilinear to `size`), per-pixel argmax group,
+    then per group argmax over classes of softmax(scaled similarity)² with [query, dummy] as classes."""
+    from transformers.models.groupvit.modeling_groupvit import get_grouping_from_attentions
+
+    from harness.backbones.groupvit import normalise_pixels
+
+    model = segmenter.model
+    tokens = segmenter.tokenizer(list(texts) + [segmenter.dummy_query])
+    out = model(pixel_values=normalise_pixels(images, segmenter.backbone_cfg), output_segmentation=True,
+                return_dict=True, **tokens)
+    grouping = get_grouping_from_attentions(out.vision_model_output.attentions, size)      # [B, G, H, W]
+    groups = model.visual_projection(out.vision_model_output.last_hidden_state.flatten(0, 1))
+    groups = torch.nn.functional.normalize(groups, dim=-1).view(len(texts), grouping.shape[1], -1)
+    scale = model.logit_scale.exp().clamp(max=100)
+    maps = []
+    for b in range(len(texts)):
+        classes = out.text_embeds[[b, len(texts)]]                                          # [query, dummy]
+        affinity = (groups[b] @ classes.t() * scale).softmax(dim=-1) ** 2                   # [G, 2]
+        to_query = affinity.argmax(dim=-1) == 0                                             # [G]
+        maps.append(to_query[grouping[b].argmax(dim=0)].float())                            # [H, W]
+    return maps
+
+
+def test_official_rule_equals_nvlabs_encode_decode_recomputed_with_transformers(segmenter, synthref_root):
+    batch = val_batch(synthref_root)
+    assert segmenter.mask_rule == "official"                    # the default
+    with torch.no_grad():
+        for side in (32, 48, 71):                               # input size, then larger originals
+            samples = [dataclasses.replace(s, height=side, width=side) for s in batch["samples"]]
+            ours = segmenter.predict(batch["images"], batch["texts"], samples)
+            expected = official_by_transformers(segmenter, batch["images"], batch["texts"], (side, side))
+            assert [tuple(m.shape) for m in ours] == [(side, side)] * 6
+            assert all(torch.equal(a, b) for a, b in zip(ours, expected))
+    assert sum(float(m.mean()) for m in ours) not in (0.0, 6.0)  # neither all background nor all query
+
+
+def test_official_rule_upsamples_the_square_grid_to_each_original_size_before_the_argmax(segmenter, synthref_root):
+    batch = val_batch(synthref_root, n=2)
+    sizes = [(40, 90), (75, 33)]
+    samples = [dataclasses.replace(s, height=h, width=w) for s, (h, w) in zip(batch["samples"], sizes)]
+    ours = segmenter.predict(batch["images"], batch["texts"], samples)
+    parts = segmenter.group_similarities(batch["images"], batch["texts"])
+    stages = segmenter.model.vision_model(pixel_values=normalise_pixels(batch["images"], segmenter.backbone_cfg),
+                                          output_attentions=True).attentions          # each [B, G_i, N_i]
+    chained = stages[0]
+    for later in stages[1:]:
+        chained = torch.einsum("bkn,bgk->bgn", chained, later)                       # [B, G, N]
+    by_group = chained.view(2, chained.shape[1], 4, 4)                               # the 4x4 patch grid
+    g = torch.nn.functional.normalize(parts["group_x"], dim=-1)
+    q = torch.nn.functional.normalize(parts["query_x"], dim=-1)
+    d = torch.nn.functional.normalize(parts["dummy_x"], dim=-1)
+    for b, (h, w) in enumerate(sizes):
+        up = torch.nn.functional.interpolate(by_group[b:b + 1], size=(h, w), mode="bilinear", align_corners=False)
+        winner = (g[b] @ q[b] > g[b] @ d[b])[up[0].argmax(dim=0)]
+        assert ours[b].shape == (h, w) and torch.equal(ours[b], winner.float())
+    # The runner leaves maps at the original size as they are: τ = 0.5 keeps exactly the query pixels.
+    assert torch.equal(to_original_size(ours[0], sizes[0]), ours[0])
+
+
+def test_soft_and_hard_variants_follow_group_similarities(segmenter, synthref_root):
+    batch = val_batch(synthref_root)
+    with rule(segmenter, "soft"):
+        scores = segmenter.predict(batch["images"], batch["texts"])
     assert scores.shape == (6, 4, 4) and scores.min() >= 0 and scores.max() <= 1
     parts = segmenter.group_similarities(batch["images"], batch["texts"])
     q = torch.nn.functional.normalize(parts["query_x"], dim=-1)
@@ -136,19 +214,28 @@ def test_predict_shape_range_and_hard_decision_follows_group_similarities(segmen
     query_wins = (g @ q.unsqueeze(-1)).squeeze(-1) > (g @ d.unsqueeze(-1)).squeeze(-1)   # [B, G]
     patch_group = parts["assignment"].argmax(dim=-1)                                    # [B, N]
     expected = torch.gather(query_wins, 1, patch_group).float().view(6, 4, 4)
-    segmenter.hard = True
-    try:
+    with rule(segmenter, "hard"):
         hard = segmenter.predict(batch["images"], batch["texts"])
-    finally:
-        segmenter.hard = False
     assert torch.equal(hard, expected)
     assert ((scores > 0.5) == (hard > 0.5)).float().mean() > 0.5   # soft and hard mostly agree
-    segmenter.dummy_query, saved = batch["texts"][0], segmenter.dummy_query
-    try:
+    with rule(segmenter, "soft", dummy_query=batch["texts"][0]):
         undecided = segmenter.predict(batch["images"][:1], batch["texts"][:1])
-    finally:
-        segmenter.dummy_query = saved
     assert torch.allclose(undecided, torch.full_like(undecided, 0.5), atol=1e-5)
+    with rule(segmenter, "official", dummy_query=batch["texts"][0]):   # a tie goes to the dummy
+        assert segmenter.predict(batch["images"][:1], batch["texts"][:1])[0].sum() == 0
+
+
+def test_mask_rule_is_checked_and_the_variants_select_it(env):
+    cfg = dict(type="groupvit", input_size=32, backbone=copy.deepcopy(TINY_BACKBONE), mask_rule="argmax")
+    with pytest.raises(ConfigError, match="mask_rule='argmax'"):
+        GroupViTSegmenter(cfg, env)
+    with pytest.raises(ConfigError, match="hard_assignment is gone"):
+        GroupViTSegmenter(dict(cfg, mask_rule="hard", hard_assignment=True), env)
+    from harness.config import load_run_config
+
+    for dataset in ("synthref", "refcoco"):
+        for spec, expected in (("groupvit", "official"), ("groupvit@soft", "soft"), ("groupvit@hard", "hard")):
+            assert load_run_config(spec, dataset, "smoke").cfg["method"]["mask_rule"] == expected
 
 
 def test_fit_sees_no_masks_updates_weights_and_logs(env, synthref_root):
