@@ -1,10 +1,12 @@
 """MaskCLIP (Zhou, Loy, Dai, ECCV 2022) applied to referring segmentation as the SaG authors did.
 
-Dense features come from CLIP's image tower with the last block's query–key attention removed:
-every patch token goes through LN_1 → value projection → attention output projection only (each
-patch "attends to itself"; no residual, no MLP), then `ln_post` and `proj`. The score map is the
-cosine similarity between each patch embedding and the expression's text embedding (averaged
-over prompt templates). Zero-shot when `finetune=False`; otherwise fine-tuned with CLIP's own
+Dense features come from CLIP's image tower with the last block's query–key attention removed,
+as the official code does: every patch token x goes v = out_proj(W_v · LN_1(x) + b_v), then the
+block's residual and MLP, v = x + v, v = v + MLP(LN_2(v)), then `ln_post` and `proj`
+(`dense_path="value_only"` drops the residual and the MLP, as some reimplementations do). The
+score map is the cosine similarity between each patch embedding and the expression's text
+embedding, averaged over prompt templates (by default the official 85: CLIP's 80 ImageNet
+templates and 5 scene templates). Zero-shot when `finetune=False`; otherwise fine-tuned with CLIP's own
 symmetric contrastive loss on (image, expression) pairs (SaG supplementary §B: batch 32, lr 1e-5).
 MaskCLIP+ (pseudo-label self-training) is not part of the protocol.
 """
@@ -16,6 +18,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from baselines.clip_tower import check_vit_clip, global_image_embedding, patch_grid, tokens_before_last_block
 from baselines.contrastive import clip_contrastive_loss
@@ -26,27 +29,53 @@ from harness.errors import ConfigError
 from harness.registry import SEGMENTERS
 from harness.segmenter import RunEnv, Segmenter
 
-DEFAULT_TEMPLATES = ("a photo of {}.",)
+# The official MaskCLIP prompt ensemble: CLIP's 80 ImageNet templates plus 5 scene templates.
+SCENE_TEMPLATES = ("there is a {} in the scene.", "there is the {} in the scene.", "this is a {} in the scene.",
+                   "this is the {} in the scene.", "this is one {} in the scene.")
+TEMPLATE_SETS = {
+    "maskclip85": tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES) + SCENE_TEMPLATES,
+    "bare": ("{}",),
+}
 
 
 def value_path(block: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """The last block's MaskCLIP output: out_proj(W_v · LN_1(x) + b_v) per token. [B, L, W] → [B, L, W]."""
+    """The last block's attention replaced by each token's own value: out_proj(W_v · LN_1(x) + b_v).
+
+    [B, L, W] → [B, L, W]; `ls_1` (layer scale) is the identity in OpenAI CLIP.
+    """
     attn = block.attn
     width = attn.embed_dim
     w_v = attn.in_proj_weight[2 * width:]  # q, k, v are stacked: v is the last third
     b_v = attn.in_proj_bias[2 * width:] if attn.in_proj_bias is not None else None
     values = F.linear(block.ln_1(tokens), w_v, b_v)  # [B, L, W]
-    return block.ls_1(attn.out_proj(values))  # ls_1 is the identity in OpenAI CLIP
+    return block.ls_1(attn.out_proj(values))
 
 
-def dense_patch_embeddings(visual: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+def official_last_block(block: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The official MaskCLIP last block (chongzhou96/MaskCLIP, mmseg/models/backbones/vit.py):
+    the value path, then the block's residual and its MLP. [B, L, W] → [B, L, W]."""
+    v = tokens + value_path(block, tokens)
+    return v + block.ls_2(block.mlp(block.ln_2(v)))
+
+
+DENSE_PATHS = {"official": official_last_block, "value_only": value_path}
+
+
+def dense_patch_embeddings(visual: torch.nn.Module, pixels: torch.Tensor,
+                           path: str = "official") -> torch.Tensor:
     """MaskCLIP patch embeddings [B, N, D] for normalised pixels [B, 3, S, S] (class token dropped)."""
     tokens = tokens_before_last_block(visual, pixels)  # [B, 1+N, W]
-    dense = value_path(visual.transformer.resblocks[-1], tokens[:, 1:])  # [B, N, W]
+    dense = DENSE_PATHS[path](visual.transformer.resblocks[-1], tokens[:, 1:])  # [B, N, W]
     return visual.ln_post(dense) @ visual.proj  # [B, N, D]
 
 
 def check_templates(templates) -> list[str]:
+    """A named set of TEMPLATE_SETS, or an explicit list of strings with one '{}' each."""
+    if isinstance(templates, str):
+        if templates not in TEMPLATE_SETS:
+            raise ConfigError(f"method.templates={templates!r}: expected one of {sorted(TEMPLATE_SETS)} "
+                              "or a list of strings with one '{}' each")
+        return list(TEMPLATE_SETS[templates])
     templates = [str(t) for t in templates]
     if not templates or any(t.count("{}") != 1 for t in templates):
         raise ConfigError(f"method.templates={templates!r}: expected a non-empty list of strings, "
@@ -71,11 +100,15 @@ class ContrastiveFinetune(torch.nn.Module):
 
 @SEGMENTERS.register_module("maskclip")
 class MaskCLIP(Segmenter):
-    """cfg keys: input_size, finetune, templates, clip (build_clip's: checkpoint, model, standin)."""
+    """cfg keys: input_size, finetune, templates (a TEMPLATE_SETS name or a list), dense_path
+    ("official" | "value_only"), clip (build_clip's: checkpoint, name, standin)."""
 
     def __init__(self, cfg: dict, env: RunEnv):
         super().__init__(cfg, env)
-        self.templates = check_templates(cfg.get("templates", DEFAULT_TEMPLATES))
+        self.templates = check_templates(cfg.get("templates", "maskclip85"))
+        self.dense_path = str(cfg.get("dense_path", "official"))
+        if self.dense_path not in DENSE_PATHS:
+            raise ConfigError(f"method.dense_path={self.dense_path!r}: expected one of {sorted(DENSE_PATHS)}")
         self.clip, self.tokenizer = build_clip(dict(cfg.get("clip") or {}), env)
         check_vit_clip(self.clip)
         self.clip.to(env.device).eval()
@@ -109,7 +142,7 @@ class MaskCLIP(Segmenter):
         """(cos + 1) / 2 between each patch and the expression, on the patch grid: [B, h, w]."""
         self.clip.eval()
         pixels = self.normalise(images)
-        patches = F.normalize(dense_patch_embeddings(self.clip.visual, pixels), dim=-1)  # [B, N, D]
+        patches = F.normalize(dense_patch_embeddings(self.clip.visual, pixels, self.dense_path), dim=-1)  # [B, N, D]
         text = self.encode_expressions(texts)  # [B, D]
         cos = torch.einsum("bnd,bd->bn", patches, text)  # [B, N]
         h, w = patch_grid(self.clip.visual, images.shape[-2:])

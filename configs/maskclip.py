@@ -9,7 +9,7 @@ method = dict(
     type="maskclip",
     input_size=64,                   # the stand-in's native size: an 8×8 patch grid
     finetune=True,
-    templates=["a photo of {}."],    # prompt ensemble: ℓ2-normalise each, average, re-normalise
+    templates="bare",                # the expression alone: the stand-in never saw a prompt template
     clip=dict(checkpoint=None),      # None: the synthref stand-in (its defaults, CLIP_STANDIN)
 )
 

@@ -10,7 +10,9 @@ method = dict(
     input_size=224,                  # CLIP's; MaskCLIP evaluated larger (e.g. 512): position
                                      # embeddings are resized to the input's patch grid
     finetune=True,
-    templates=["a photo of {}."],
+    templates="maskclip85",          # the official ensemble: CLIP's 80 ImageNet + 5 scene templates
+                                     # ("bare" = the expression alone)
+    dense_path="official",           # last block: value path + residual + MLP ("value_only": neither)
     clip=dict(checkpoint=None, name="ViT-B-16"),
 )
 
@@ -34,4 +36,8 @@ profiles = dict(
     full=dict(),
 )
 
-variants = dict(zeroshot=dict(method=dict(finetune=False)))
+variants = dict(
+    zeroshot=dict(method=dict(finetune=False)),
+    value_only=dict(method=dict(dense_path="value_only")),
+    zeroshot_value_only=dict(method=dict(finetune=False, dense_path="value_only")),
+)

@@ -27,7 +27,7 @@ def tiny_visual(layers: int, seed: int = 0):
     return standin_clip_model(cfg).eval().visual
 
 
-def test_dense_feature_equals_hand_computed_value_path():
+def test_dense_feature_equals_hand_computed_official_and_value_only_paths():
     visual = tiny_visual(layers=2)
     pixels = torch.randn(2, 3, 32, 32)
     entering = {}
@@ -40,10 +40,17 @@ def test_dense_feature_equals_hand_computed_value_path():
     normed = F.layer_norm(x, (width,), last.ln_1.weight, last.ln_1.bias, last.ln_1.eps)
     v = normed @ last.attn.in_proj_weight[2 * width:].t() + last.attn.in_proj_bias[2 * width:]
     out = v @ last.attn.out_proj.weight.t() + last.attn.out_proj.bias
-    expected = visual.ln_post(out) @ visual.proj  # [B, N, D]
+    value_only = visual.ln_post(out) @ visual.proj  # [B, N, D]
+    # The official MaskCLIP block keeps the residual and the MLP around the value path.
+    res = x + out
+    normed2 = F.layer_norm(res, (width,), last.ln_2.weight, last.ln_2.bias, last.ln_2.eps)
+    hidden = F.gelu(normed2 @ last.mlp.c_fc.weight.t() + last.mlp.c_fc.bias)
+    official = visual.ln_post(res + hidden @ last.mlp.c_proj.weight.t() + last.mlp.c_proj.bias) @ visual.proj
     got = dense_patch_embeddings(visual, pixels)
     assert got.shape == (2, 16, 16)
-    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(got, official, atol=1e-5)
+    assert torch.allclose(dense_patch_embeddings(visual, pixels, "value_only"), value_only, atol=1e-5)
+    assert not torch.allclose(official, value_only, atol=1e-2)
     assert torch.allclose(tokens_before_last_block(visual, pixels), entering["x"], atol=1e-6)
     assert torch.allclose(global_image_embedding(visual, pixels), visual(pixels), atol=1e-5)
 

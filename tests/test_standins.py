@@ -66,10 +66,11 @@ def forbid_training(*args, **kwargs):
 def test_clip_standin_learns_and_is_cached(caption_root, tmp_path, monkeypatch):
     env = env_for(caption_root, tmp_path)
     model, tokenizer = build_clip({"standin": TINY_CLIP}, env)
-    # Symmetric InfoNCE over 16 pairs: chance is ln 16 = 2.77; matching scenes to captions beats it.
+    # CLIP's InfoNCE over 16 pairs plus the phrase-to-patch loss: both start near chance, and
+    # matching scenes to captions and phrases to places more than halves their sum.
     losses = curve_of(tmp_path, "clip")
-    assert len(losses) == 40 and np.mean(losses[-5:]) < np.log(16)
-    assert_loss_fell(losses, 0.8)
+    assert len(losses) == 40
+    assert_loss_fell(losses, 0.6)
     assert tokenizer(["a red circle"]).shape == (1, 40)
     assert model.visual.preprocess_cfg["size"] == 32
     monkeypatch.setattr(clip_module, "train_clip_standin", forbid_training)

@@ -35,15 +35,15 @@ from harness.backbones.state_dicts import (first_line, is_torchscript_archive, r
                                            read_state_dict, require_path, size_mismatches, state_dict_keys)
 from harness.errors import CheckpointError, UnknownNameError
 
-# The stand-in's architecture (an open_clip model config) and pretraining. 48 tokens hold the
-# longest synthref caption (40 BPE tokens with start/end). Schedule measured 2026-11-25 (synthref
-# seed 0, OMP_NUM_THREADS=1): 300 steps at batch 128 took ~220 CPU-s and gave MaskCLIP zero-shot
-# val mIoU 1.82; 150 steps at batch 64 take ~70 CPU-s (loss 4.27 -> 0.88) and give 3.96.
+# The stand-in's architecture (an open_clip model config) and pretraining (standin_clip.py). A
+# 4-px patch (a 16×16 grid at 64 px) so that a token sees part of one object, not several; 48
+# tokens hold the longest synthref caption (40 BPE tokens with start/end).
 CLIP_STANDIN = dict(
-    embed_dim=128,
-    vision_cfg=dict(image_size=64, patch_size=8, width=128, layers=4, head_width=32),
-    text_cfg=dict(context_length=48, vocab_size=49408, width=128, heads=4, layers=3),
-    steps=150, batch_size=64, lr=5e-4, weight_decay=0.1, warmup=15, seed=0,
+    embed_dim=64,
+    vision_cfg=dict(image_size=64, patch_size=4, width=64, layers=3, head_width=32),
+    text_cfg=dict(context_length=48, vocab_size=49408, width=64, heads=2, layers=2),
+    steps=300, batch_size=64, lr=1e-3, weight_decay=0.1, warmup=20, seed=0,
+    global_weight=1.0, dense_weight=1.0, pool_temperature=0.1,
     mean=list(OPENAI_DATASET_MEAN), std=list(OPENAI_DATASET_STD),
 )
 MODEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")
