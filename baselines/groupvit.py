@@ -28,6 +28,7 @@ contrastive + multi-label contrastive over phrases of the expression) on the tra
 from __future__ import annotations
 
 import random
+import warnings
 from contextlib import contextmanager
 from typing import Optional
 
@@ -35,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from harness import distributed
 from harness.backbones.groupvit import build_groupvit, encode_images, encode_texts, normalise_pixels
 from harness.backbones.groupvit_pretrain import loss_on_batch
 from harness.data.types import RefDataset, RefSample
@@ -130,6 +132,19 @@ def frozen_batchnorm(model: torch.nn.Module):
             m.train()
 
 
+def sync_batchnorm_across_ranks(model: torch.nn.Module) -> None:
+    """Under DDP, GroupViT's projection-head BatchNorms normalise over the global batch, as NVlabs
+    trains them (SyncBatchNorm); torch syncs them on GPUs only, so CPU ranks warn that theirs are
+    per-rank statistics (the gathered losses are otherwise the one-process ones)."""
+    if not distributed.is_distributed():
+        return
+    if model.logit_scale.device.type == "cuda":
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # replaces the BatchNorm children in place
+    elif distributed.is_main():
+        warnings.warn("groupvit: BatchNorm statistics are per process on CPU (SyncBatchNorm needs GPUs); "
+                      "a multi-process CPU fine-tuning is not the one-process one")
+
+
 @SEGMENTERS.register_module("groupvit")
 class GroupViTSegmenter(Segmenter):
     """GroupViT with a dummy query; cfg keys: input_size, finetune, dummy_query, mask_rule, backbone."""
@@ -158,6 +173,7 @@ class GroupViTSegmenter(Segmenter):
         from baselines.fit_loop import run_training
 
         torch.manual_seed(seed)
+        sync_batchnorm_across_ranks(self.model)
         loss = GroupViTLoss(self.model, self.tokenizer, self.backbone_cfg,
                             phrases=int(train_cfg.get("phrases", 2)), seed=seed)
         params = [p for p in self.model.parameters() if p.requires_grad]

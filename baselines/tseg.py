@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from baselines.fit_loop import run_training
-from baselines.tseg_loss import batch_candidates, mlpa_bce_loss, patch_text_scores
+from baselines.tseg_loss import batch_candidates, mlpa_loss, patch_text_scores
 from harness.backbones.bert import build_bert
 from harness.backbones.vit import build_vit
 from harness.data.types import RefDataset, RefSample
@@ -56,10 +56,10 @@ class MLPAObjective(torch.nn.Module):
 
     def forward(self, images, texts, image_ids):
         seg = self.segmenter
-        rows, candidates, positives = batch_candidates(image_ids, texts)  # U images, T texts
+        rows, candidates, _ = batch_candidates(image_ids, texts)  # U images, T texts (this rank's)
         patches = seg.embed_patches(images[rows])  # [U, N, D]
         text = seg.embed_texts(candidates)  # [T, D]
-        return mlpa_bce_loss(patch_text_scores(patches, text, seg.temperature), positives)
+        return mlpa_loss(patches, text, image_ids, texts, seg.temperature)
 
 
 @SEGMENTERS.register_module("tseg")

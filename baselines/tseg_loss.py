@@ -10,6 +10,10 @@ Multi-label patch assignment (MLPA) with a multi-label BCE over every expression
   expressions of one image claim different patches instead of the same salient object;
 - negatives: y_ij = (1/N) Σ_p A_i[p, j];
 - L = BCE(y, 1[j ∈ P_i]), averaged over images and candidates.
+
+Under DDP (`mlpa_loss`) the batch is the global one: candidates are every rank's distinct
+expressions and each distinct image is scored once, by the rank where it first appears, each rank
+returning its share (harness.distributed's recipe) so the averaged update is the one-process one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from harness import distributed
 
 Y_EPS = 1e-6  # keeps log(y) and log(1 − y) finite when an assignment saturates
 
@@ -64,7 +70,35 @@ def mlpa_image_scores(scores: torch.Tensor, positives: torch.Tensor) -> torch.Te
     return (assignment * gate).mean(dim=1)  # [U, T]
 
 
+def mlpa_bce_terms(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Multi-label BCE [U, T] between MLPA image scores and the positive sets."""
+    y = mlpa_image_scores(scores, positives).clamp(Y_EPS, 1.0 - Y_EPS)  # [U, T]
+    return F.binary_cross_entropy(y, positives.to(y.dtype).to(y.device), reduction="none")
+
+
 def mlpa_bce_loss(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
     """Multi-label BCE between MLPA image scores and the positive sets (mean over U × T)."""
-    y = mlpa_image_scores(scores, positives).clamp(Y_EPS, 1.0 - Y_EPS)  # [U, T]
-    return F.binary_cross_entropy(y, positives.to(y.dtype).to(y.device))
+    return mlpa_bce_terms(scores, positives).mean()
+
+
+def mlpa_loss(patch_emb: torch.Tensor, text_emb: torch.Tensor, image_ids: Sequence, texts: Sequence[str],
+              temperature: float) -> torch.Tensor:
+    """The MLPA loss of a batch of (image, expression) pairs, over every rank's pairs under DDP.
+
+    patch_emb [U, N, D] and text_emb [T, D] embed `batch_candidates(image_ids, texts)`'s images and
+    candidate expressions (this rank's). Returns this rank's share of the global mean over U × T.
+    """
+    local_rows, local_texts, _ = batch_candidates(image_ids, texts)
+    all_text_emb = distributed.gather_with_grad(text_emb)                   # [Σ T_r, D]
+    all_local_texts, _ = distributed.gather_list(local_texts)
+    all_ids, mine = distributed.gather_list(image_ids)
+    all_rows, candidates, positives = batch_candidates(all_ids, distributed.gather_list(texts)[0])
+    first = {}
+    for n, text in enumerate(all_local_texts):
+        first.setdefault(text, n)
+    cand_emb = all_text_emb[[first[text] for text in candidates]]             # [T_all, D], one per string
+    owned = [u for u, row in enumerate(all_rows) if mine.start <= row < mine.stop]   # first seen here
+    patch_index = [local_rows.index(all_rows[u] - mine.start) for u in owned]
+    scores = patch_text_scores(patch_emb[patch_index], cand_emb, temperature)   # [U_own, N, T_all]
+    terms = mlpa_bce_terms(scores, positives[owned])                            # [U_own, T_all]
+    return distributed.rank_share(terms, len(all_rows) * len(candidates))

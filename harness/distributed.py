@@ -111,3 +111,64 @@ def local_batch_size(global_batch: int) -> int:
         from harness.errors import ConfigError
         raise ConfigError(f"batch_size {global_batch} is not divisible by the world size {ws}")
     return global_batch // ws
+
+
+# ---------------------------------------------------------------- in-batch losses across ranks
+# An in-batch contrastive loss needs every rank's embeddings as negatives. The recipe (open_clip's
+# `gather_features` with gather_with_grad, NVlabs GroupViT's `dist_collect`):
+#   1. `gather_with_grad` the embeddings: all ranks' rows in rank order; the backward sums the
+#      incoming gradient over ranks and hands each rank its own rows, so a rank's embeddings get
+#      the gradient of every rank's loss terms that used them;
+#   2. each rank computes only the terms of its own anchors (its rows of the global logit matrix)
+#      and returns `rank_share(terms, n_global)` = world_size × Σ terms / n_global.
+# DDP averages gradients over ranks, so the update is ∂/∂θ of mean_r rank_share_r = Σ_all terms
+# / n_global: the one-process loss at the global batch, and each rank's loss value averages to it.
+class _GatherRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        sizes = [int(n) for n in all_gather_objects(int(tensor.shape[0]))]
+        padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))    # all_gather needs equal shapes
+        padded[: tensor.shape[0]] = tensor
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded.contiguous())
+        ctx.rows = local_rows_from(sizes)
+        return torch.cat([part[:n] for part, n in zip(parts, sizes)])  # [Σ n_r, ...]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)                    # every rank's terms' gradient
+        return grad[ctx.rows]
+
+
+def local_rows_from(sizes: list[int]) -> slice:
+    start = sum(sizes[: rank()])
+    return slice(start, start + sizes[rank()])
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's `tensor` concatenated along dim 0 in rank order (sizes may differ), with
+    gradients back to each rank's own rows; the tensor itself outside distributed runs."""
+    if not is_distributed():
+        return tensor
+    return _GatherRows.apply(tensor)
+
+
+def gather_list(items) -> tuple[list, slice]:
+    """(every rank's items concatenated in rank order, where this rank's items sit in it)."""
+    items = list(items)
+    parts = all_gather_objects(items)
+    return [x for part in parts for x in part], local_rows_from([len(p) for p in parts])
+
+
+def local_rows(n_local: int) -> slice:
+    """Where this rank's n_local rows sit in a `gather_with_grad` result."""
+    if not is_distributed():
+        return slice(0, n_local)
+    return local_rows_from([int(n) for n in all_gather_objects(int(n_local))])
+
+
+def rank_share(terms: torch.Tensor, n_global: int) -> torch.Tensor:
+    """This rank's share of a mean over n_global terms, of which it computed `terms`: after DDP's
+    gradient average (and averaging the values over ranks) it is the one-process mean."""
+    return terms.sum() * (world_size() / n_global)

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from harness import distributed
 from harness.errors import ConfigError
 from sag_model.decoder import SpatialBroadcastDecoder
 from sag_model.entity_discovery import AGGREGATIONS, SLOT_TYPES, EntityDiscovery
@@ -82,8 +83,12 @@ class SaGNet(nn.Module):
     def forward(self, images: torch.Tensor, texts: list[str]) -> dict:
         features, found = self.discover(images)
         text = self.encode_text(texts)                                              # [B, D]
-        fused, _ = self.fusion(text, found.slots, all_pairs=True)                   # [B_i, B_t, D]
-        losses = {"c3": c3_loss(text, fused, self.temperature)}
+        # C3's negatives are every rank's images: local texts x all slots (gradients reach each
+        # rank's own slots through the gather), each rank its texts' share of the loss.
+        slots = distributed.gather_with_grad(found.slots)                           # [B_all, K, D]
+        fused, _ = self.fusion(text, slots, all_pairs=True)                         # [B_all, B_t, D]
+        first = distributed.local_rows(len(texts)).start                            # global row of text 0
+        losses = {"c3": c3_loss(text, fused, self.temperature, first_image=first)}
         if self.decoder is not None:
             recon, _ = self.decoder(found.slots, self.grid)                         # [B, N, C]
             losses["rec"] = reconstruction_loss(recon, features)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from harness import distributed
 from harness.backbones.groupvit import (encode_images, encode_texts, groupvit_config, normalise_pixels,
                                         special_token_ids, vocab_tokenizer)
 from harness.backbones.pretrain_cache import load_caption_pairs
@@ -66,28 +67,38 @@ def multi_label_prompts(text: str, k: int, rng: random.Random) -> list[str]:
     return [PROMPT.format(p) for p in chosen]
 
 
-def _soft_ce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against targets spread uniformly over each row's positives."""
+def _soft_ce_rows(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy [R] against targets spread uniformly over each row's positives."""
     targets = positives / positives.sum(dim=1, keepdim=True)
-    return -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+    return -(targets * logits.log_softmax(dim=1)).sum(dim=1)
 
 
-def groupvit_loss(image_x, text_x, prompt_x, same_image, logit_scale) -> tuple[torch.Tensor, dict]:
+def groupvit_loss(image_x, text_x, prompt_x, image_ids, logit_scale) -> tuple[torch.Tensor, dict]:
     """Image–text contrastive + multi-label contrastive.
 
-    image_x [B, D], text_x [B, D], prompt_x [B, K, D], same_image bool [B, B] (i, j show one image).
+    image_x [B, D], text_x [B, D], prompt_x [B, K, D]; image_ids: B ids (rows showing one image
+    are positives of each other). Under DDP the negatives are every rank's rows, as GroupViT's own
+    `dist_collect` does; each rank returns its rows' share (harness.distributed's recipe), so the
+    averaged update is the one-process one at the global batch.
     """
     scale = logit_scale.exp().clamp(max=100)
-    img = F.normalize(image_x, dim=-1)
-    txt = F.normalize(text_x, dim=-1)
     k = prompt_x.shape[1]
-    prompts = F.normalize(prompt_x, dim=-1).flatten(0, 1)           # [B, K, D] -> [B*K, D]
-    pos = same_image.float()
-    logits = img @ txt.t() * scale                                   # [B, B]
-    itc = 0.5 * (_soft_ce(logits, pos) + _soft_ce(logits.t(), pos.t()))
-    pos_img_prompt = pos.repeat_interleave(k, dim=1)                 # [B, B*K]
-    logits_ip = img @ prompts.t() * scale                            # [B, B*K]
-    multi = 0.5 * (_soft_ce(logits_ip, pos_img_prompt) + _soft_ce(logits_ip.t(), pos_img_prompt.t()))
+    img = distributed.gather_with_grad(F.normalize(image_x, dim=-1))        # [B_all, D]
+    txt = distributed.gather_with_grad(F.normalize(text_x, dim=-1))         # [B_all, D]
+    prompts = distributed.gather_with_grad(F.normalize(prompt_x, dim=-1).flatten(0, 1))  # [B_all*K, D]
+    all_ids, rows = distributed.gather_list(image_ids)
+    index = {iid: n for n, iid in enumerate(dict.fromkeys(all_ids))}
+    ids = torch.tensor([index[i] for i in all_ids], device=img.device)
+    pos = (ids[:, None] == ids[None, :]).float()                             # [B_all, B_all]
+    prompt_rows = slice(rows.start * k, rows.stop * k)                       # this rank's prompts
+    n, share = len(all_ids), distributed.rank_share
+    logits = img @ txt.t() * scale                                           # [B_all, B_all]
+    itc = 0.5 * (share(_soft_ce_rows(logits[rows], pos[rows]), n)
+                 + share(_soft_ce_rows(logits.t()[rows], pos.t()[rows]), n))
+    pos_img_prompt = pos.repeat_interleave(k, dim=1)                         # [B_all, B_all*K]
+    logits_ip = img @ prompts.t() * scale                                    # [B_all, B_all*K]
+    multi = 0.5 * (share(_soft_ce_rows(logits_ip[rows], pos_img_prompt[rows]), n)
+                   + share(_soft_ce_rows(logits_ip.t()[prompt_rows], pos_img_prompt.t()[prompt_rows]), n * k))
     return itc + multi, {"itc": float(itc.detach()), "multi_label": float(multi.detach())}
 
 
@@ -98,10 +109,7 @@ def loss_on_batch(model, tokenizer, pixels, texts, image_ids, k: int, rng: rando
     batch = len(texts)
     text_x, prompt_x = text_all[:batch], text_all[batch:].view(batch, k, -1)
     image_x = encode_images(model, pixels)                                # [B, D]
-    index = {iid: n for n, iid in enumerate(dict.fromkeys(image_ids))}
-    ids = torch.tensor([index[i] for i in image_ids])
-    same_image = ids[:, None] == ids[None, :]                             # [B, B]
-    return groupvit_loss(image_x, text_x, prompt_x, same_image, model.logit_scale)
+    return groupvit_loss(image_x, text_x, prompt_x, list(image_ids), model.logit_scale)
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
