@@ -22,7 +22,7 @@ import torch
 
 from harness.cli import main
 from tests import official_groupvit
-from tests.official_checkpoints import (randomise_, random_bert_for_pretraining, write_bert_hub_folder,
+from tests.official_checkpoints import (BERT_BASE_UNCASED, randomise_, write_bert_hub_folder,
                                         write_open_clip_safetensors, write_timm_safetensors)
 from tests.official_data import write_phrasecut, write_refer
 
@@ -57,9 +57,9 @@ def checkpoints(tmp_path_factory) -> dict:
     torch.manual_seed(4)
     vit = randomise_(timm.create_model("vit_tiny_patch16_224", pretrained=False), 4)
     torch.manual_seed(3)
-    bert_model = randomise_(BertForPreTraining(BertConfig(**{**json_config(), **SMALL_BERT})), 3)
+    bert_model = randomise_(BertForPreTraining(BertConfig(**{**BERT_BASE_UNCASED, **SMALL_BERT})), 3)
     bert = write_bert_hub_folder(folder / "bert-base-uncased", bert_model, legacy_names=True)
-    (bert / "config.json").write_text(json.dumps({**json_config(), **SMALL_BERT}, indent=2))
+    (bert / "config.json").write_text(json.dumps({**BERT_BASE_UNCASED, **SMALL_BERT}, indent=2))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(official_groupvit, "nvlabs_groupvit_shapes",
                    functools.partial(official_groupvit.nvlabs_groupvit_shapes, **SMALL_NVLABS))
@@ -67,12 +67,6 @@ def checkpoints(tmp_path_factory) -> dict:
     groupvit = official_groupvit.write_nvlabs_groupvit(folder / "group_vit_small.pth", state)
     return {"clip": clip, "vit": write_timm_safetensors(folder / "model.safetensors", vit), "bert": bert,
             "groupvit": groupvit}
-
-
-def json_config() -> dict:
-    from tests.official_checkpoints import BERT_BASE_UNCASED
-
-    return dict(BERT_BASE_UNCASED)
 
 
 def method_overrides(method: str, ckpt: dict) -> list[str]:
