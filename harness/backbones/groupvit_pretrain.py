@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import time
 from pathlib import Path
 
@@ -30,34 +29,13 @@ from tqdm import tqdm
 from harness import distributed
 from harness.backbones.groupvit import (encode_images, encode_texts, groupvit_config, normalise_pixels,
                                         special_token_ids, vocab_tokenizer)
+from harness.backbones.phrases import phrases_of
 from harness.backbones.pretrain_cache import load_caption_pairs
 from harness.backbones.state_dicts import quiet_transformers_loading
 from harness.data.images import read_rgb
 from harness.errors import TrainingDivergedError
 
 PROMPT = "a photo of a {}."
-_FUNCTION_WORDS = set("""a an the this that these those there it its is are was be being of on in at to into
-onto with without from by for near next beside behind above below under over between among and or but
-not no some any each one two three four five six several many all both image picture photo scene shows
-showing contains containing has have which who what where placed shape shapes object objects thing""".split())
-_LOCATION_WORDS = set("""left right top bottom middle center centre leftmost rightmost topmost bottommost
-upper lower lowest highest front back side corner edge far close closest nearest""".split())
-_STOP = _FUNCTION_WORDS | _LOCATION_WORDS
-
-
-def phrases_of(text: str) -> list[str]:
-    """Maximal runs of content words in `text` (lower-cased), in order."""
-    phrases, run = [], []
-    for word in re.findall(r"[a-z]+|[^a-z\s]", text.lower()):
-        if word.isalpha() and word not in _STOP:
-            run.append(word)
-            continue
-        if run:
-            phrases.append(" ".join(run))
-        run = []
-    if run:
-        phrases.append(" ".join(run))
-    return phrases
 
 
 def multi_label_prompts(text: str, k: int, rng: random.Random) -> list[str]:
