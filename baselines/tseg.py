@@ -108,8 +108,11 @@ class TSEG(Segmenter):
             for layer in self.heads.values():
                 layer.reset_parameters()
         backbone = [p for m in (self.vit, self.bert) for p in m.parameters() if p.requires_grad]
-        groups = [{"params": list(self.heads.parameters()), "lr": float(train_cfg.get("lr", 1e-5))},
-                  {"params": backbone, "lr": float(train_cfg.get("backbone_lr", 1e-6))}]
+        if "backbone_lr" in train_cfg:
+            raise ConfigError("train.backbone_lr: replaced by train.backbone_lr_scale (a multiple of train.lr)")
+        lr = float(train_cfg["lr"])
+        groups = [{"params": list(self.heads.parameters()), "lr": lr},
+                  {"params": backbone, "lr": lr * float(train_cfg.get("backbone_lr_scale", 0.1))}]
         return run_training("tseg", MLPAObjective(self), groups, train, train_cfg, seed,
                             self.input_size, progress)
 

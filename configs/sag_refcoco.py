@@ -40,14 +40,14 @@ train = dict(
     grad_clip=0.1,
     warmup_steps=5000,         # loss x step/5000, then cosine over all iterations
     epochs=50,
-    steps=None,
+    max_steps=None,
 )
 
 protocol = dict(minmax=True)
 runtime = dict(save_checkpoint=True)
 
 profiles = dict(
-    smoke=dict(train=dict(steps=5, warmup_steps=1)),
+    smoke=dict(train=dict(max_steps=5, warmup_steps=1)),
     ci=dict(train=dict(epochs=1, warmup_steps=500)),
     full=dict(),
 )

@@ -15,7 +15,7 @@ from harness.train_state import TrainState, rng_attributes
 from sag_model.losses import loss_warmup_factor
 
 TRAIN_DEFAULTS = dict(batch_size=32, lr=1e-5, vit_lr_scale=0.1, bert_lr_scale=1.0, slot_lr_scale=1.0, weight_decay=1e-4,
-                      grad_clip=0.1, warmup_steps=5000, epochs=50, steps=None)
+                      grad_clip=0.1, warmup_steps=5000, epochs=50, max_steps=None)
 
 
 def resolve_train_cfg(train_cfg: dict) -> dict:
@@ -23,8 +23,10 @@ def resolve_train_cfg(train_cfg: dict) -> dict:
     for key in ("batch_size", "epochs"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"train.{key}={cfg[key]!r}: expected a positive integer")
-    if cfg["steps"] is not None and (not isinstance(cfg["steps"], int) or cfg["steps"] < 1):
-        raise ConfigError(f"train.steps={cfg['steps']!r}: expected a positive integer or None")
+    if "steps" in cfg:
+        raise ConfigError("train.steps: renamed train.max_steps (one step cap for every method)")
+    if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 1):
+        raise ConfigError(f"train.max_steps={cfg['max_steps']!r}: expected a positive integer or None")
     if not cfg["lr"] > 0:
         raise ConfigError(f"train.lr={cfg['lr']!r}: expected a positive learning rate")
     return cfg
@@ -68,7 +70,7 @@ def fit_sag(net, train, train_cfg: dict, seed: int, input_size: int, device, pro
     cfg = resolve_train_cfg(train_cfg)
     batch = distributed.local_batch_size(cfg["batch_size"])
     per_epoch = math.ceil(len(train) / cfg["batch_size"])
-    total = cfg["steps"] or per_epoch * cfg["epochs"]
+    total = min(per_epoch * cfg["epochs"], cfg["max_steps"] or per_epoch * cfg["epochs"])
     optimizer = build_optimizer(net, cfg)
     model = distributed.wrap_ddp(net.to(device).train())
     for backbone, scale in ((net.vit, cfg["vit_lr_scale"]), (net.bert, cfg["bert_lr_scale"])):

@@ -73,7 +73,7 @@ def method_overrides(method: str, ckpt: dict) -> list[str]:
     vit = [f"method.vit.checkpoint={ckpt['vit']}", "method.vit.arch=vit_tiny_patch16_224",
            "method.vit.img_size=64", "method.input_size=64", f"method.bert.checkpoint={ckpt['bert']}"]
     return {
-        "sag": vit + ["train.steps=2", "train.warmup_steps=1"],
+        "sag": vit + ["train.max_steps=2", "train.warmup_steps=1"],
         "tseg": vit + ["train.max_steps=2"],
         "maskclip": [f"method.clip.checkpoint={ckpt['clip']}", "method.clip.name=ViT-S-32", "train.max_steps=2"],
         "groupvit": [f"method.backbone.checkpoint={ckpt['groupvit']}", "method.input_size=64",

@@ -148,7 +148,7 @@ def test_fit_sees_no_masks_and_a_few_steps_reduce_the_loss(tmp_path, synthref_ro
     train = load_refer(synthref_root, "synthref", "train")
     assert not train.has_masks                                   # the reader exposes none to fit
     sag = tiny_sag(tmp_path, eval_slots="mean")
-    train_cfg = dict(batch_size=8, lr=5e-3, vit_lr_scale=0.1, warmup_steps=1, steps=24, grad_clip=1.0)
+    train_cfg = dict(batch_size=8, lr=5e-3, vit_lr_scale=0.1, warmup_steps=1, max_steps=24, epochs=99, grad_clip=1.0)
     log = sag.fit(train, train_cfg, seed=0, progress=False)
     assert log["steps"] == 24 and len(log["loss"]) == 24
     first, last = np.mean(log["loss"][:4]), np.mean(log["loss"][-4:])
@@ -168,7 +168,7 @@ def test_divergence_names_method_seed_and_step(tmp_path, synthref_root):
         sag.net.text_proj.weight.fill_(float("nan"))
     train = load_refer(synthref_root, "synthref", "train")
     with pytest.raises(TrainingDivergedError, match=r"sag seed 3: loss became nan at step 0"):
-        sag.fit(train, dict(batch_size=8, steps=2, warmup_steps=1), seed=3, progress=False)
+        sag.fit(train, dict(batch_size=8, max_steps=2, warmup_steps=1), seed=3, progress=False)
 
 
 def test_optimizer_groups_scale_the_backbones_and_the_slot_gaussians(tmp_path):

@@ -15,7 +15,8 @@ import harness.backbones.clip as clip_module
 import harness.backbones.vit as vit_module
 from harness.backbones import build_bert, build_clip, build_vit
 from harness.backbones.standin_bert import mask_tokens
-from harness.backbones.standin_vit import label_vocabulary, multi_hot_targets
+from harness.backbones.standin_clip import encode_text_trimmed, multi_positive_loss, pooled_phrase_logits
+from harness.backbones.standin_vit import label_vocabulary, multi_hot_targets, pool_patches
 from harness.errors import CheckpointError
 from harness.segmenter import RunEnv
 
@@ -184,3 +185,41 @@ def test_standin_key_changes_with_the_images_not_only_the_captions(tmp_path):
     (root.parent / "img.png").unlink()
     with pytest.raises(CheckpointError, match="img.png: image listed in .*captions.json not found"):
         pretrain_cache.standin_key("vit", {"steps": 1}, root)
+
+
+def test_multi_positive_loss_equals_hand_computation():
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.5, 1.5, -1.0]])  # image b × text t
+    positive = torch.tensor([[True, False, True], [False, True, False]])
+    # text→image: −log of the softmax mass of each text's positive images
+    text_terms = [-np.log(np.exp(2.0) / (np.exp(2.0) + np.exp(0.5))),
+                  -np.log(np.exp(1.5) / (np.exp(0.0) + np.exp(1.5))),
+                  -np.log(np.exp(1.0) / (np.exp(1.0) + np.exp(-1.0)))]
+    # image→text: each positive pair against the image's negative texts only
+    image_terms = [-np.log(np.exp(2.0) / (np.exp(2.0) + np.exp(0.0))),
+                   -np.log(np.exp(1.0) / (np.exp(1.0) + np.exp(0.0))),
+                   -np.log(np.exp(1.5) / (np.exp(1.5) + np.exp(0.5) + np.exp(-1.0)))]
+    expected = (np.mean(text_terms) + np.mean(image_terms)) / 2
+    assert multi_positive_loss(logits, positive).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_phrase_logits_pool_over_patches_between_mean_and_max():
+    patches = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])  # one image, 3 patches
+    phrases = torch.tensor([[1.0, 0.0]])                              # matches patch 0 only
+    cold = pooled_phrase_logits(patches, phrases, 0.01, torch.tensor(1.0))
+    warm = pooled_phrase_logits(patches, phrases, 100.0, torch.tensor(1.0))
+    assert cold.item() == pytest.approx(1.0, abs=1e-3)                # ≈ the best patch
+    assert warm.item() == pytest.approx(100 * np.log(np.exp(0.01) + 2), rel=1e-6)  # τ·LSE(s/τ)
+    scores = torch.tensor([[[0.0], [2.0], [4.0]]])                    # [B, N, L]
+    assert pool_patches(scores, "mean", 1.0).item() == pytest.approx(2.0)
+    assert pool_patches(scores, "lse", 1e-3).item() == pytest.approx(4.0 - 1e-3 * np.log(3), abs=1e-4)
+    assert pool_patches(scores, "lse", 1e3).item() == pytest.approx(2.0, abs=1e-2)
+
+
+def test_trimmed_text_encoding_equals_open_clips_full_context():
+    from harness.backbones.clip import CLIP_STANDIN, standin_clip_model
+    import open_clip
+
+    torch.manual_seed(0)
+    model = standin_clip_model(CLIP_STANDIN).eval()
+    tokens = open_clip.SimpleTokenizer(context_length=48)(["big red circle", "a small blue star and a green cross"])
+    assert torch.allclose(encode_text_trimmed(model, tokens), model.encode_text(tokens), atol=1e-5)

@@ -78,7 +78,7 @@ def test_fit_without_masks_then_predict_in_unit_range(tiny):
         train.mask(0)
     seg = TSEG(tiny_cfg(), env)
     head_before = seg.heads["patch"].weight.clone()
-    log = seg.fit(train, dict(batch_size=8, lr=1e-2, backbone_lr=1e-3, epochs=3), seed=0, progress=False)
+    log = seg.fit(train, dict(batch_size=8, lr=1e-2, backbone_lr_scale=0.1, epochs=3), seed=0, progress=False)
     assert log["steps"] == 6 and all(math.isfinite(x) for x in log["loss_per_epoch"])
     assert log["loss_per_epoch"][-1] < log["loss_per_epoch"][0]
     assert not torch.equal(head_before, seg.heads["patch"].weight)

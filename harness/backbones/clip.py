@@ -40,9 +40,9 @@ from harness.errors import CheckpointError, UnknownNameError
 # tokens hold the longest synthref caption (40 BPE tokens with start/end).
 CLIP_STANDIN = dict(
     embed_dim=64,
-    vision_cfg=dict(image_size=64, patch_size=4, width=64, layers=3, head_width=32),
+    vision_cfg=dict(image_size=64, patch_size=4, width=64, layers=2, head_width=32),
     text_cfg=dict(context_length=48, vocab_size=49408, width=64, heads=2, layers=2),
-    steps=300, batch_size=64, lr=1e-3, weight_decay=0.1, warmup=20, seed=0,
+    steps=400, batch_size=32, lr=1e-3, weight_decay=0.1, warmup=20, seed=0,
     global_weight=1.0, dense_weight=1.0, pool_temperature=0.1,
     mean=list(OPENAI_DATASET_MEAN), std=list(OPENAI_DATASET_STD),
 )
