@@ -16,7 +16,7 @@ method = dict(
     backbone=dict(
         checkpoint=None,     # synthref: no web weights exist; the stand-in below is pretrained instead
         # One grouping stage (GroupViT's 1-stage ablation) at 64 px: 64 patches -> 8 groups. With
-        # GroupViT-S's two stages (64 -> 16 -> 4) both stages collapsed (measurements at the end).
+        # GroupViT-S's two stages (64 -> 16 -> 4) both stages collapsed (docs/synthref_history.md).
         arch=dict(image_size=64, patch_size=8, hidden_size=128, intermediate_size=512, num_attention_heads=4,
                   depths=[3, 2], num_group_tokens=[8, 0], num_output_groups=[8, 8],
                   text_hidden_size=128, text_intermediate_size=512, text_layers=2, text_heads=4,
