@@ -106,7 +106,8 @@ def train_clip_standin(model, tokenizer, standin: dict, data_root: Path, out_dir
         loss = torch.zeros(())
         if global_weight:
             texts = [captions[i][c % len(captions[i])] for i, c in zip(picks, choice)]
-            loss = loss + global_weight * clip_contrastive_loss(image_emb, encode_text_trimmed(model, tokenizer(texts)), scale)
+            captions_emb = encode_text_trimmed(model, tokenizer(texts))  # [B, D]
+            loss = loss + global_weight * clip_contrastive_loss(image_emb, captions_emb, scale)
         if dense_weight:
             batch_phrases = sorted(set().union(*(phrases[i] for i in picks)))
             positive = torch.tensor([[p in phrases[i] for p in batch_phrases] for i in picks])  # [B, T]
