@@ -17,9 +17,10 @@ without "gap_floors" checks no gap.
 
 from __future__ import annotations
 
+from harness.protocol import Setting
 from harness.store import load_metrics_frame
 
-GAP_SETTING = "tau=0.50"
+GAP_SETTING = Setting(0.5).name
 DEFAULT_GAP_MARGIN = 2.0
 
 

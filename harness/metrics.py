@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from harness.errors import ConfigError
-from harness.protocol import binarise, check_tau, setting_name
+from harness.protocol import Setting, binarise, check_tau
 
 ACCURACY_THRESHOLDS = (0.3, 0.5, 0.7)
 METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU")
@@ -141,10 +141,9 @@ class RISEvaluator:
         if not self.taus:
             raise ConfigError("taus: expected at least one threshold τ in (0, 1)")
         self.crf = bool(crf)
-        raw = [setting_name(tau, False) for tau in self.taus]
-        self.settings = raw + ([setting_name(tau, True) for tau in self.taus] if self.crf else [])
-        if len(set(raw)) != len(raw):
-            raise ConfigError(f"taus {self.taus}: two thresholds share the name {raw} (2 decimals)")
+        self.settings = [s.name for s in Setting.grid(self.taus, self.crf)]
+        if len(set(self.settings)) != len(self.settings):
+            raise ConfigError(f"taus {self.taus}: two thresholds share the name {self.settings} (2 decimals)")
         self.reset()
 
     def reset(self) -> None:
@@ -191,7 +190,7 @@ class RISEvaluator:
             for tau in self.taus:
                 pred = binarise(score, tau)
                 swapped = iou_counts(pred, swap_gt) if swap_gt is not None else (None, None)
-                counts[setting_name(tau, crf_map)] = _Counts(*iou_counts(pred, gt), hit, *swapped)
+                counts[Setting(tau, crf_map).name] = _Counts(*iou_counts(pred, gt), hit, *swapped)
         return counts
 
     def _record(self, sample_id, counts: dict, pair: Optional[tuple]) -> None:

@@ -10,7 +10,8 @@ ones) becomes all zeros, so a method whose maps may be constant sets `protocol.m
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,21 +22,46 @@ from harness.errors import ConfigError
 MINMAX_EPS = 1e-9
 
 
-def setting_name(tau: float, crf: bool) -> str:
-    """The name of an evaluation setting: "tau=0.50" or "tau=0.50+crf". Rejects τ outside (0, 1)."""
-    tau = check_tau(tau)
-    return f"tau={tau:.2f}" + ("+crf" if crf else "")
+@dataclass(frozen=True)
+class Setting:
+    """An evaluation setting: threshold τ on the raw maps, or (crf) on the DenseCRF'd maps.
 
+    Its `name` ("tau=0.50", "tau=0.50+crf") is its key in metrics.json and samples.csv, and what
+    two settings are compared by (τ to 2 decimals, as stored)."""
 
-def parse_setting(name: str) -> tuple[float, bool]:
-    """Inverse of `setting_name`: "tau=0.50+crf" -> (0.5, True)."""
-    body, crf = (name[: -len("+crf")], True) if name.endswith("+crf") else (name, False)
-    if not body.startswith("tau="):
-        raise ConfigError(f"setting {name!r}: expected 'tau=<0..1>' optionally followed by '+crf'")
-    try:
-        return check_tau(float(body[len("tau="):])), crf
-    except ValueError as exc:
-        raise ConfigError(f"setting {name!r}: τ is not a number") from exc
+    tau: float
+    crf: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "tau", check_tau(self.tau))   # rejects τ outside (0, 1)
+        object.__setattr__(self, "crf", bool(self.crf))
+
+    @property
+    def name(self) -> str:
+        return f"tau={self.tau:.2f}" + ("+crf" if self.crf else "")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Setting) and self.name == other.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @classmethod
+    def parse(cls, name: str) -> "Setting":
+        """Inverse of `name`: "tau=0.50+crf" -> Setting(0.5, crf=True)."""
+        body, crf = (name[: -len("+crf")], True) if name.endswith("+crf") else (name, False)
+        if not body.startswith("tau="):
+            raise ConfigError(f"setting {name!r}: expected 'tau=<0..1>' optionally followed by '+crf'")
+        try:
+            return cls(float(body[len("tau="):]), crf)
+        except ValueError as exc:
+            raise ConfigError(f"setting {name!r}: τ is not a number") from exc
+
+    @classmethod
+    def grid(cls, taus: Iterable[float], crf: bool) -> list["Setting"]:
+        """Every τ on the raw maps, then (with `crf`) every τ on the CRF'd maps."""
+        raw = [cls(tau) for tau in taus]
+        return raw + ([cls(s.tau, True) for s in raw] if crf else [])
 
 
 def check_tau(tau) -> float:

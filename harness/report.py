@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from harness import table_specs
 from harness.plots import plot_table
+from harness.protocol import Setting
 from harness.store import CHECKPOINT_FILE, iter_runs, load_metrics_frame, read_config
 from harness.tables import Cell, format_cell, render_table, seed_stats
 
@@ -18,7 +19,7 @@ ENTITY_FIGURE = "entities.png"
 # config.json stores timings with sorted keys; show them in the order the stages run.
 STAGE_ORDER = ("pretrain", "fit", "predict", "crf", "metrics")
 GROUNDING_METRICS = ("mIoU", "gap", "pointing")
-GROUNDING_SETTINGS = ("tau=0.50", "tau=0.50+crf")
+GROUNDING_SETTINGS = (Setting(0.5).name, Setting(0.5, crf=True).name)
 
 
 def store_families(results_dir) -> list[str]:

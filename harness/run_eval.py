@@ -13,20 +13,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 from tqdm import tqdm
 
 from harness.data.types import RefDataset
-
-
-def settings_for(taus: Iterable[float], crf: bool) -> list[str]:
-    """Setting names evaluated for these τ (raw, and +crf when asked)."""
-    from harness.protocol import setting_name
-
-    raw = [setting_name(tau, False) for tau in taus]
-    return raw + ([setting_name(tau, True) for tau in taus] if crf else [])
 
 
 def _rank_indices(n: int) -> Optional[list[int]]:

@@ -21,7 +21,8 @@ from harness.config import ResolvedConfig, config_hash, load_run_config
 from harness.errors import DataError, HarnessError
 from harness.predictions import predictions_complete, write_manifest
 from harness.run_record import config_record, timing_line
-from harness.run_eval import evaluate_split, settings_for
+from harness.protocol import Setting
+from harness.run_eval import evaluate_split
 
 
 @dataclass
@@ -110,19 +111,16 @@ def run_threads(resolved: ResolvedConfig) -> Optional[int]:
 def _wanted(opts: RunOptions, previous: Optional[dict], config_hash: str):
     """(splits, taus, crf) to compute: what was asked, plus what a stored run of the same hash
     already holds, so that runs asking for different settings never undo each other."""
-    from harness.protocol import parse_setting
-
     splits = list(opts.splits or eval_splits_of(opts.dataset, opts.split_by))
     taus, crf = [float(t) for t in opts.taus], bool(opts.crf)
     if previous is not None and previous.get("config_hash") == config_hash:
         for split, by_setting in previous.get("splits", {}).items():
             if split not in splits:
                 splits.append(split)
-            for setting in by_setting:
-                tau, with_crf = parse_setting(setting)
-                crf = crf or with_crf
-                if all(abs(tau - t) > 1e-9 for t in taus):
-                    taus.append(tau)
+            for setting in map(Setting.parse, by_setting):
+                crf = crf or setting.crf
+                if Setting(setting.tau) not in Setting.grid(taus, False):
+                    taus.append(setting.tau)
     return splits, sorted(taus), crf
 
 
@@ -145,7 +143,7 @@ def run_one(spec: str, seed: int, opts: RunOptions,
 
 def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: Path) -> RunOutcome:
     asked_splits = list(opts.splits or eval_splits_of(opts.dataset, opts.split_by))
-    asked_settings = settings_for(opts.taus, opts.crf)
+    asked_settings = [s.name for s in Setting.grid(opts.taus, opts.crf)]
     # Rank 0 decides (it holds the lock); the other ranks follow, so none trains alone.
     done = distributed.broadcast_object(
         store.is_done(folder, resolved.config_hash, asked_splits, asked_settings)
@@ -169,7 +167,7 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
             save_to=folder if opts.save_predictions else None)
         records.extend(split_records)
     if opts.save_predictions and distributed.is_main():  # every rank's PNGs are written by now
-        write_manifest(folder, resolved.config_hash, splits, settings_for(taus, crf))
+        write_manifest(folder, resolved.config_hash, splits, [s.name for s in Setting.grid(taus, crf)])
     metrics = store.metrics_document(resolved.spec, opts.dataset, seed,
                                      resolved.config_hash, results,
                                      split_by=(resolved.data or {}).get("split_by"))

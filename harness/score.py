@@ -20,7 +20,7 @@ from tabulate import tabulate
 from harness.errors import DataError
 from harness.metrics import METRIC_KEYS, RISEvaluator
 from harness.postprocess import CRFPool
-from harness.protocol import check_tau, setting_name
+from harness.protocol import Setting, check_tau
 
 SHOWN_IDS = 5          # ids listed per problem in an error message
 GRAYSCALE_MODES = ("L", "1")
@@ -57,7 +57,7 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
         for start in range(0, len(scored), CRF_BATCH):
             indices = range(start, min(start + CRF_BATCH, len(scored)))
             _score_batch(scored, indices, predictions_dir, evaluator, pool)
-    summary = evaluator.evaluate()[setting_name(tau, crf)]
+    summary = evaluator.evaluate()[Setting(tau, crf).name]
     read = {k: identity[k] for k in ("split_by", "phrasecut_list") if k in identity}
     read["data_fingerprint"] = identity["fingerprint"]
     return {"dataset": dataset, "split": split, "n": summary["n"], "tau": tau, "crf": bool(crf),
@@ -138,8 +138,7 @@ def _ids(ids: list) -> str:
 
 def format_score_table(result: dict) -> str:
     """The `score` result as one markdown row (tabulate), figures in percent to 2 decimals."""
-    setting = setting_name(result["tau"], result["crf"])
-    row = [result["dataset"], result["split"], setting, result["n"]]
+    row = [result["dataset"], result["split"], Setting(result["tau"], result["crf"]).name, result["n"]]
     row += [f"{result['metrics'][key]:.2f}" for key in METRIC_KEYS]
     headers = ["dataset", "split", "setting", "n", *METRIC_KEYS]
     return tabulate([row], headers=headers, tablefmt="github", disable_numparse=True)

@@ -34,7 +34,7 @@ from mmengine.config import Config
 
 from harness.errors import ConfigError, HarnessError, UnknownNameError
 from harness.paths import REPO_ROOT, configs_dir
-from harness.protocol import parse_setting, setting_name
+from harness.protocol import Setting
 from harness.store import read_metrics, run_dir
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
@@ -131,10 +131,10 @@ def _table_runs(spec: dict, family: str) -> list[dict]:
     for run in spec["runs"]:
         method = run["method"]
         mine = [c for c in cells if c["method"] == method]
-        settings = [parse_setting(c["setting"]) for c in mine]
-        taus = sorted(set(run.get("taus") or [tau for tau, _ in settings]))
-        crf = bool(run.get("crf", any(crf for _, crf in settings)))
-        uncovered = [c["setting"] for c in mine if not _covers(taus, crf, c["setting"])]
+        settings = [Setting.parse(c["setting"]) for c in mine]
+        taus = sorted(set(run.get("taus") or [s.tau for s in settings]))
+        crf = bool(run.get("crf", any(s.crf for s in settings)))
+        uncovered = [s.name for s in settings if s not in Setting.grid(taus, crf)]
         if uncovered:
             raise ConfigError(f"{spec['path']}: run {method!r} (taus={taus}, crf={crf}) does not "
                               f"make the setting(s) {sorted(set(uncovered))} its rows read")
@@ -146,11 +146,6 @@ def _table_runs(spec: dict, family: str) -> list[dict]:
                              seeds=list(run.get("seeds", DEFAULT_SEEDS)), taus=taus, crf=crf,
                              profile=run.get("profile", "full")))
     return runs
-
-
-def _covers(taus, crf: bool, setting: str) -> bool:
-    tau, wants_crf = parse_setting(setting)
-    return any(abs(tau - t) < 1e-9 for t in taus) and (crf or not wants_crf)
 
 
 def required_runs(name: str, dataset_family: str = "synthref") -> list[dict]:
@@ -172,8 +167,7 @@ def required_runs(name: str, dataset_family: str = "synthref") -> list[dict]:
 
 def run_settings(run: dict) -> list[str]:
     """The settings a run's metrics.json holds for every split."""
-    raw = [setting_name(t, False) for t in run["taus"]]
-    return raw + ([setting_name(t, True) for t in run["taus"]] if run["crf"] else [])
+    return [s.name for s in Setting.grid(run["taus"], run["crf"])]
 
 
 def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:

@@ -6,8 +6,8 @@ import torch
 
 from harness.errors import ConfigError
 from harness.postprocess import CRFPool, dense_crf
-from harness.protocol import (binarise, minmax, parse_setting, probability_map, protocol_maps,
-                              setting_name, to_original_size)
+from harness.protocol import (Setting, binarise, minmax, probability_map, protocol_maps,
+                              to_original_size)
 
 
 def test_resize_goes_to_original_size_bilinear_half_pixel():
@@ -37,15 +37,21 @@ def test_binarise_is_inclusive():
 
 
 def test_setting_names_round_trip_and_reject_bad_tau():
-    assert setting_name(0.5, False) == "tau=0.50"
-    assert setting_name(0.35, True) == "tau=0.35+crf"
-    assert parse_setting("tau=0.35+crf") == (0.35, True)
-    assert parse_setting("tau=0.70") == (0.7, False)
+    assert Setting(0.5).name == "tau=0.50"                # keys of metrics.json: never change
+    assert Setting(0.35, crf=True).name == "tau=0.35+crf"
+    assert Setting.parse("tau=0.35+crf") == Setting(0.35, True)
+    parsed = Setting.parse("tau=0.70")
+    assert (parsed.tau, parsed.crf) == (0.7, False)
+    for name in ("tau=0.05", "tau=0.50", "tau=0.95+crf"):
+        assert Setting.parse(name).name == name
+    assert Setting(0.3) == Setting(0.1 + 0.2) and Setting(0.5) != Setting(0.5, crf=True)  # by name
+    assert [s.name for s in Setting.grid([0.3, 0.5], crf=True)] == [
+        "tau=0.30", "tau=0.50", "tau=0.30+crf", "tau=0.50+crf"]
     for bad in (0, 1, 1.2, -0.1):
         with pytest.raises(ConfigError, match="τ"):
-            setting_name(bad, False)
+            Setting(bad)
     with pytest.raises(ConfigError, match="setting"):
-        parse_setting("threshold=0.5")
+        Setting.parse("threshold=0.5")
 
 
 def test_probability_map_resizes_then_normalises():

@@ -8,7 +8,7 @@ import pytest
 
 from harness import table_specs
 from harness.errors import ConfigError, UnknownNameError
-from harness.protocol import setting_name
+from harness.protocol import Setting
 from harness.shape_checks import FAILS, HOLDS, INSUFFICIENT
 from harness.tables import render_table, table_data
 
@@ -34,8 +34,8 @@ def write_metrics(root, dataset, method, seed, splits, config=None):
 def write_a3_store(root, by_tau_per_seed):
     """SaG on synthref val, with every split A4 also needs, so the run is complete."""
     for seed, by_tau in enumerate(by_tau_per_seed):
-        settings = {setting_name(t, False): v for t, v in by_tau.items()}
-        settings |= {setting_name(t, True): v + 1 for t, v in by_tau.items()}
+        settings = {Setting(t).name: v for t, v in by_tau.items()}
+        settings |= {Setting(t, crf=True).name: v + 1 for t, v in by_tau.items()}
         write_metrics(root, "synthref", "sag", seed,
                       {s: settings for s in ("val", "testA", "testB")})
 
