@@ -48,7 +48,8 @@ def run_doctor(data_root: Optional[Path], image_root: Optional[Path] = None, ove
     if overrides or methods:
         from harness.doctor_checkpoints import check_checkpoints
 
-        findings += check_checkpoints(list(overrides), methods, data_root)
+        findings += [Finding(name, OK if ok else PROBLEM, [line])
+                     for name, ok, line in check_checkpoints(list(overrides), methods, data_root)]
     if not findings:
         findings.append(Finding("nothing", PROBLEM, ["give --data-root DIR and/or "
                                                      "--set method.<part>.checkpoint=PATH"]))

@@ -23,30 +23,28 @@ REAL_DATASET = "refcoco"     # any real dataset: they share the `_refcoco` confi
 
 
 def check_checkpoints(overrides: list[str], methods: Optional[list[str]], data_root=None) -> list:
-    """One Finding per method (and one per override no method takes)."""
-    from harness.doctor import OK, PROBLEM, Finding
-
+    """(name, ok, line) per method (and per override no method takes): harness/doctor.py's findings."""
     findings = []
     chosen = methods or _methods_named_by(overrides)
     unused = [o for o in overrides if not any(_applies(o, m) for m in chosen)]
     for assignment in unused:
-        findings.append(Finding(f"--set {assignment.partition('=')[0]}", PROBLEM,
-                                [f"no method's real-data config has section "
-                                 f"{_section(assignment)!r} (methods checked: {', '.join(chosen) or 'none'})"]))
+        findings.append((f"--set {assignment.partition('=')[0]}", False,
+                         f"no method's real-data config has section "
+                         f"{_section(assignment)!r} (methods checked: {', '.join(chosen) or 'none'})"))
     for method in chosen:
         own = [o for o in overrides if _applies(o, method)]
         tick = time.perf_counter()
         try:
             _build(method, own)
         except HarnessError as err:
-            findings.append(Finding(method, PROBLEM, [" ".join(str(err).split())]))
+            findings.append((method, False, " ".join(str(err).split())))
             continue
         except Exception as err:  # noqa: BLE001 — a loader bug is still the answer to "will it load?"
-            findings.append(Finding(method, PROBLEM, [f"{type(err).__name__}: {err}"]))
+            findings.append((method, False, f"{type(err).__name__}: {err}"))
             continue
         seconds = time.perf_counter() - tick
-        findings.append(Finding(method, OK, [f"built on the CPU from {', '.join(own) or 'its config'} "
-                                             f"({seconds:.1f}s)"]))
+        findings.append((method, True, f"built on the CPU from {', '.join(own) or 'its config'} "
+                                       f"({seconds:.1f}s)"))
     return findings
 
 

@@ -27,10 +27,8 @@ def _worker_threads(jobs: int) -> int:
 
 
 def _run_job(args):
-    spec, seed, opts, threads = args
+    run_one, spec, seed, opts, threads = args
     import torch
-
-    from harness.runner import run_one
 
     torch.set_num_threads(threads)
     try:
@@ -40,12 +38,13 @@ def _run_job(args):
         return "error", str(exc)
 
 
-def run_parallel(work: list[tuple[str, int]], opts, jobs: int) -> list:
-    """run_one(spec, seed, opts) for each (spec, seed) in `work`, `jobs` at a time, in order."""
+def run_parallel(run_one, work: list[tuple[str, int]], opts, jobs: int) -> list:
+    """run_one(spec, seed, opts) for each (spec, seed) in `work`, `jobs` at a time, in order
+    (`run_one` is harness/runner.py's, passed in: it is sent to the workers by its name)."""
     threads = _worker_threads(jobs)
     if opts.crf_workers is None:  # one per CPU overall, not one per CPU in every worker
         opts = dataclasses.replace(opts, crf_workers=threads)
-    tasks = [(spec, seed, opts, threads) for spec, seed in work]
+    tasks = [(run_one, spec, seed, opts, threads) for spec, seed in work]
     context = multiprocessing.get_context("spawn")
     # Spawned workers read the environment at start-up: without a passive wait policy, OpenMP
     # threads of pinned runs that outnumber the cores spin against each other (10x slower, measured).

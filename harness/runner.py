@@ -23,6 +23,7 @@ from harness.predictions import predictions_complete, write_manifest
 from harness.run_record import config_record, timing_line
 from harness.protocol import Setting
 from harness.run_eval import evaluate_split
+from harness.run_parallel import run_parallel
 
 
 @dataclass
@@ -318,9 +319,7 @@ def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
         segmenter_class(resolved[spec].method)
     work = [(spec, int(seed)) for spec in resolved for seed in seeds]
     if jobs > 1 and len(work) > 1:
-        from harness.run_parallel import run_parallel
-
-        return run_parallel(work, opts, jobs)
+        return run_parallel(run_one, work, opts, jobs)
     return [run_one(spec, seed, opts, resolved[spec]) for spec, seed in work]
 
 
