@@ -29,9 +29,9 @@ from tabulate import tabulate
 
 from harness import gap_floors
 from harness.errors import DataError
-from harness.store import load_metrics_frame, write_json_atomic
+from harness.metrics import METRIC_KEYS
+from harness.store import Store, write_json_atomic
 
-COMPARED_METRICS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU")
 ABOUT = ("Metrics the CI run must reproduce; refresh with `python -m harness check --update` "
          "(see configs/reference/README.md).")
 
@@ -42,8 +42,8 @@ def metric_key(dataset, method, seed, split, setting, metric) -> str:
 
 def store_metrics(results_dir) -> dict:
     """{metric key: value} of every compared metric in the store."""
-    frame = load_metrics_frame(results_dir)
-    frame = frame[frame["metric"].isin(COMPARED_METRICS)]
+    frame = Store(results_dir).frame()
+    frame = frame[frame["metric"].isin(METRIC_KEYS)]
     return {metric_key(*row[:-1]): float(row[-1]) for row in frame.itertuples(index=False)}
 
 

@@ -93,7 +93,7 @@ def _add_readers(sub, parents) -> None:
 
     figure = sub.add_parser("figure", parents=parents, help="qualitative figures")
     figure.add_argument("kind", choices=["entities"])
-    figure.add_argument("--method", default="sag")
+    figure.add_argument("--method", default=None, help="default: the first method that implements explain")
     figure.add_argument("--dataset", default="synthref")
     figure.add_argument("--data-root", default=None)
     figure.add_argument("--results", default=DEFAULT_RESULTS)

@@ -300,12 +300,14 @@ def cmd_check(args) -> int:
 
 def cmd_figure(args) -> int:
     from harness.figures import entity_figure
+    from harness.registry import explaining_methods
 
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: expected an integer ≥ 1")
     check_dataset(args.dataset)
-    check_methods([args.method])
-    out = entity_figure(Path(args.results), method=args.method, dataset=args.dataset, n=args.n,
+    method = args.method or explaining_methods()[0]
+    check_methods([method])
+    out = entity_figure(Path(args.results), method=method, dataset=args.dataset, n=args.n,
                         out=Path(args.out),
                         data_root=Path(args.data_root) if args.data_root else None)
     print(out if out is not None else args.out)

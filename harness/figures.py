@@ -21,20 +21,21 @@ SLOT_TYPE_SPECS = (("entity", ""), ("random", "@random_slots"), ("query", "@quer
 
 def load_trained(results_dir, method: str, dataset: str, seed: Optional[int] = None, data_root=None):
     """(segmenter, val RefDataset, input size) for a stored run of `method` (a spec, may hold @variant)."""
-    import torch
-
     from harness import store
     from harness.data.datasets import open_split
     from harness.paths import cache_dir
     from harness.registry import segmenter_class
     from harness.segmenter import RunEnv
 
-    folder = _run_folder(Path(results_dir), dataset, method, seed)
+    found = store.Store(results_dir).trained_runs(dataset, "*" if seed is None else seed, [method])
+    if not found:
+        raise DataError(results_dir, f"no complete run of {dataset}/{method} kept a model.pt; train one "
+                        f"with --set runtime.save_checkpoint=True (python -m harness run --methods "
+                        f"{method} --dataset {dataset})")
+    folder = found[0][0]
     record = store.read_config(folder)
-    checkpoint = folder / store.CHECKPOINT_FILE
-    if record is None or not checkpoint.is_file():
-        raise CheckpointError(f"{folder}: no config.json/model.pt; train it with runtime.save_checkpoint=True "
-                              f"(python -m harness run --methods {method} --dataset {dataset})")
+    if record is None:
+        raise CheckpointError(f"{folder}: no config.json beside its model.pt")
     data_root = data_root or record.get("data_root")
     val = open_split(dataset, "val", data_root=data_root)
     method_cfg = record["config"]["method"]
@@ -42,18 +43,8 @@ def load_trained(results_dir, method: str, dataset: str, seed: Optional[int] = N
     segmenter = segmenter_class(method.partition("@")[0])(method_cfg, env)
     # As the run left it after fit (SaG: test-time sampling seeded by the run seed), so the maps
     # drawn are the ones its metrics were computed from.
-    segmenter.restore_fit(torch.load(checkpoint, map_location="cpu", weights_only=False), int(record["seed"]))
+    segmenter.restore_fit(store.load_checkpoint(folder), int(record["seed"]))
     return segmenter, val, int(method_cfg.get("input_size", 64))
-
-
-def _run_folder(results_dir: Path, dataset: str, method: str, seed: Optional[int]) -> Path:
-    base = results_dir / dataset / method
-    seeds = sorted(base.glob("seed*")) if seed is None else [base / f"seed{seed}"]
-    seeds = [s for s in seeds if (s / "model.pt").is_file()]
-    if not seeds:
-        raise DataError(base, "no trained run with a model.pt checkpoint "
-                              f"(run: python -m harness run --methods {method} --dataset {dataset})")
-    return seeds[0]
 
 
 def _image_tensor(val, index: int, size: int):
@@ -69,7 +60,7 @@ def _pick(val, n: int) -> list[int]:
     return sorted(set(np.linspace(0, len(val) - 1, num=min(n, len(val))).round().astype(int).tolist()))
 
 
-def entity_figure(results_dir, method: str = "sag", dataset: str = "synthref", n: int = 8,
+def entity_figure(results_dir, method: str, dataset: str = "synthref", n: int = 8,
                   out="entities.png", slot_types: bool = False, data_root=None) -> Path:
     """Write the PNG: per row image, ground truth, prediction, then the top-3 entities (A1),
     or with `slot_types` the prediction and top entities of entity/random/query slots (A3)."""

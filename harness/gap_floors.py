@@ -18,7 +18,7 @@ without "gap_floors" checks no gap.
 from __future__ import annotations
 
 from harness.protocol import Setting
-from harness.store import load_metrics_frame
+from harness.store import Store
 
 GAP_SETTING = Setting(0.5).name
 DEFAULT_GAP_MARGIN = 2.0
@@ -26,7 +26,7 @@ DEFAULT_GAP_MARGIN = 2.0
 
 def store_gaps(results_dir) -> dict:
     """{"dataset/method": mean grounding gap over its seeds and splits at GAP_SETTING}."""
-    frame = load_metrics_frame(results_dir)
+    frame = Store(results_dir).frame()
     frame = frame[(frame["metric"] == "gap") & (frame["setting"] == GAP_SETTING)]
     means = frame.groupby(["dataset", "method"])["value"].mean()
     return {f"{dataset}/{method}": float(value) for (dataset, method), value in means.items()}

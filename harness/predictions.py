@@ -27,14 +27,14 @@ from PIL import Image
 
 from harness.errors import ConfigError
 from harness.protocol import binarise
-from harness.store import PREDICTIONS_DIR, write_bytes_atomic, write_json_atomic
+from harness.store import predictions_dir, write_bytes_atomic, write_json_atomic
 
 MANIFEST_FILE = "manifest.json"
 LEVELS = np.arange(256, dtype=np.float64) / 255.0  # what `score` reads back from each value
 
 
 def split_dir(run_folder: Path, split: str, crf: bool = False) -> Path:
-    return Path(run_folder) / PREDICTIONS_DIR / (f"{split}+crf" if crf else split)
+    return predictions_dir(run_folder) / (f"{split}+crf" if crf else split)
 
 
 def first_level(tau: float) -> int:
@@ -90,7 +90,7 @@ class PredictionWriter:
 def write_manifest(run_folder: Path, config_hash: str, splits: Sequence[str],
                    settings: Sequence[str]) -> None:
     """Mark the run's prediction files complete (written after every PNG, before metrics.json)."""
-    write_json_atomic(Path(run_folder) / PREDICTIONS_DIR / MANIFEST_FILE,
+    write_json_atomic(predictions_dir(run_folder) / MANIFEST_FILE,
                       {"config_hash": config_hash, "splits": sorted(splits),
                        "settings": sorted(settings)})
 
@@ -98,7 +98,7 @@ def write_manifest(run_folder: Path, config_hash: str, splits: Sequence[str],
 def predictions_complete(run_folder: Path, config_hash: str, splits: Sequence[str],
                          settings: Sequence[str]) -> bool:
     """True when the folder's PNGs were written by a run of this hash for these splits/settings."""
-    path = Path(run_folder) / PREDICTIONS_DIR / MANIFEST_FILE
+    path = predictions_dir(run_folder) / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):

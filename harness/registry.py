@@ -11,6 +11,7 @@ from pathlib import Path
 from mmengine.registry import Registry
 
 from harness.errors import UnknownNameError
+from harness.segmenter import Segmenter
 
 SEGMENTERS = Registry("segmenter")
 
@@ -48,6 +49,11 @@ def segmenter_class(name: str):
 def method_names() -> list[str]:
     load_methods()
     return sorted(SEGMENTERS.module_dict)
+
+
+def explaining_methods() -> list[str]:
+    """The methods whose class implements `explain`: what the entity figure can draw."""
+    return [name for name in method_names() if segmenter_class(name).explain is not Segmenter.explain]
 
 
 def where(name: str) -> str:

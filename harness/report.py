@@ -12,7 +12,8 @@ from tabulate import tabulate
 from harness import table_specs
 from harness.plots import plot_table
 from harness.protocol import Setting
-from harness.store import CHECKPOINT_FILE, iter_runs, load_metrics_frame, read_config
+from harness.registry import explaining_methods
+from harness.store import Store, read_config, stored_dataset
 from harness.tables import Cell, format_cell, render_table, seed_stats
 
 ENTITY_FIGURE = "entities.png"
@@ -24,7 +25,7 @@ GROUNDING_SETTINGS = (Setting(0.5).name, Setting(0.5, crf=True).name)
 
 def store_families(results_dir) -> list[str]:
     """The dataset families with runs in the store (the embedded one when the store is empty)."""
-    datasets = {metrics.get("dataset") for _, metrics in iter_runs(results_dir)}
+    datasets = {metrics.get("dataset") for _, metrics in Store(results_dir).runs()}
     real = any(d not in table_specs.SYNTHETIC_DATASETS for d in datasets)
     synthetic = any(d in table_specs.SYNTHETIC_DATASETS for d in datasets)
     return (["synthref"] if synthetic or not real else []) + (["real"] if real else [])
@@ -43,23 +44,23 @@ def _table_sections(results_dir, out: Path, family: str) -> list[str]:
 
 
 def stored_entity_figure(results_dir) -> Optional[Callable[[Path], object]]:
-    """A drawer of the paper's qualitative figure from the store's first SaG run that kept its
-    model.pt (synthref first), or None when there is none. A run whose data moved is skipped with
-    a note on stderr rather than failing the whole report."""
+    """A drawer of the paper's qualitative figure from the store's first run that kept its
+    model.pt of a method that implements `explain` (synthref first), or None when there is none.
+    A run whose data moved is skipped with a note on stderr rather than failing the whole report."""
     import sys
 
     from harness.errors import HarnessError
     from harness.figures import entity_figure
 
-    found = sorted(Path(results_dir).glob(f"*/sag/seed*/{CHECKPOINT_FILE}"),
-                   key=lambda p: (p.parts[-4] != "synthref", p.parts[-4], p.parts[-2]))
+    found = [(stored_dataset(metrics), metrics["method"]) for _, metrics in
+             Store(results_dir).trained_runs(method_specs=explaining_methods())]
     if not found:
         return None
-    dataset = found[0].parts[-4]
+    dataset, method = min(found, key=lambda run: (run[0] != "synthref", run[0]))
 
     def draw(png: Path) -> None:
         try:
-            entity_figure(results_dir, "sag", dataset, out=png)
+            entity_figure(results_dir, method, dataset, out=png)
         except HarnessError as exc:
             print(f"report: entity figure skipped ({exc})", file=sys.stderr)
 
@@ -78,7 +79,7 @@ def _entity_section(out: Path, entity_figure: Optional[Callable[[Path], object]]
 def _grounding_section(results_dir) -> list[str]:
     """mIoU, grounding gap and pointing of every stored (dataset, method, split) at τ = 0.5, raw
     and +crf: mean ± std over seeds. Runs stored before the gap existed show "–" there."""
-    stats = seed_stats(load_metrics_frame(results_dir))
+    stats = seed_stats(Store(results_dir).frame())
     cells = sorted({key[:4] for key in stats if key[3] in GROUNDING_SETTINGS and key[4] == "mIoU"})
     if not cells:
         return []
@@ -98,7 +99,7 @@ def _grounding_section(results_dir) -> list[str]:
 def _run_rows(results_dir) -> tuple[list[list], list[str], dict]:
     """Per run: dataset, method, seed, hash, profile, git, then stage timings; and versions seen."""
     records, stages, versions = [], [], {}
-    for folder, metrics in iter_runs(results_dir):
+    for folder, metrics in Store(results_dir).runs():
         config = read_config(folder) or {}
         timings = config.get("timings_s", {})
         stages += [s for s in timings if s not in stages]

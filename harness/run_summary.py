@@ -9,13 +9,13 @@ import math
 from tabulate import tabulate
 
 from harness.data.datasets import dataset_info, parse_dataset_key
-from harness.store import load_metrics_frame
+from harness.store import Store
 from harness.tables import seed_stats
 
 
 def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "mIoU") -> str:
     """`dataset` as the store names it (`refcocog@umd` for a non-default split scheme)."""
-    frame = load_metrics_frame(results_dir)
+    frame = Store(results_dir).frame()
     if frame.empty:
         return ""
     frame = frame[(frame["dataset"] == dataset) & frame["method"].isin(methods)

@@ -24,6 +24,7 @@ from harness.run_record import config_record, timing_line
 from harness.protocol import Setting
 from harness.run_eval import evaluate_split
 from harness.run_parallel import run_parallel
+from harness.store import Store
 
 
 @dataclass
@@ -137,7 +138,7 @@ def run_one(spec: str, seed: int, opts: RunOptions,
     from harness.store_lock import run_lock
 
     resolved = resolved or resolve(spec, opts)
-    folder = store.run_dir(opts.out, store_dataset(opts), resolved.spec, seed)
+    folder = Store(opts.out).run_dir(store_dataset(opts), resolved.spec, seed)
     with run_lock(folder, enabled=distributed.is_main()), torch_threads(run_threads(resolved)):
         return _run_locked(resolved, seed, opts, folder)
 
@@ -155,7 +156,7 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
         return RunOutcome(resolved.spec, opts.dataset, seed, folder, "skipped",
                           store.read_metrics(folder))
     splits, taus, crf = _wanted(opts, store.read_metrics(folder), resolved.config_hash)
-    fitted = _stored_fit(folder, resolved, seed)   # read before begin_run clears it
+    fitted = _stored_fit(Store(opts.out), store_dataset(opts), resolved, seed)  # before begin_run
     if distributed.is_main():  # under torchrun only rank 0 touches the store
         store.begin_run(folder)
     started = time.time()
@@ -209,7 +210,7 @@ def _recorded_fit_hash(record: dict) -> Optional[str]:
         return None
 
 
-def _stored_fit(folder: Path, resolved: ResolvedConfig, seed: int) -> Optional[dict]:
+def _stored_fit(results: Store, dataset: str, resolved: ResolvedConfig, seed: int) -> Optional[dict]:
     """A stored fit this run can predict from instead of training again, or None: the model.pt of
     a complete run (same dataset, split scheme and seed) whose fit hash is this run's —
 
@@ -219,21 +220,16 @@ def _stored_fit(folder: Path, resolved: ResolvedConfig, seed: int) -> Optional[d
       predicts from the model its base trained, as the paper applies them to one trained model.
     Figures come out as if it had trained (same weights, same evaluation seeding; tested).
     """
-    import torch
-
     if not resolved.cfg["method"].get("finetune", True):
         return None
     wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile, resolved.data)
-    siblings = sorted(p for p in folder.parent.parent.glob(f"*/seed{seed}") if p != folder)
-    for source in [folder, *siblings]:
-        checkpoint, record = source / store.CHECKPOINT_FILE, store.read_config(source)
-        if not checkpoint.is_file() or record is None or store.read_metrics(source) is None \
-                or _recorded_fit_hash(record) != wanted:
+    for source, record in results.fitted_runs(dataset, resolved.spec, seed):
+        if _recorded_fit_hash(record) != wanted:
             continue
         train_log = record.get("train_log") or {}
-        return dict(state=torch.load(checkpoint, map_location="cpu", weights_only=True),
+        return dict(state=store.load_checkpoint(source),
                     train_log={k: v for k, v in train_log.items() if k != "fit_restored_from"},
-                    source=str(checkpoint),
+                    source=str(source / store.CHECKPOINT_FILE),
                     fitted_at=train_log.get("fitted_at") or record.get("started_at"))
     return None
 

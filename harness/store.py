@@ -18,6 +18,10 @@ Every file is written to a temporary name in the same folder, fsynced, then rena
 run leaves no half file. metrics.json is written last: its presence (with the right config hash)
 is what marks a run complete.
 
+`Store(results)` answers what spans runs — where a run lives, every complete run, the metrics
+frame tables read, which runs kept a model.pt and which of those a fit may share; the functions
+below read and write one run folder. Nothing outside this module walks the results folder.
+
 A dataset read under a split scheme other than its default is stored as `<dataset>@<splitBy>`
 (`refcocog@umd`; harness/data/datasets.py `dataset_key`), so G-Ref google and umd runs both
 exist; tables and `check` name it the same way (the frame's `dataset` column).
@@ -36,6 +40,10 @@ from typing import Iterator, Optional
 
 import pandas as pd
 
+from harness.data.datasets import DATASETS, dataset_key
+from harness.errors import HarnessError
+from harness.metrics import METRIC_KEYS
+
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 SAMPLES_FILE = "samples.csv"
@@ -43,17 +51,12 @@ CHECKPOINT_FILE = "model.pt"
 TRAIN_STATE_DIR = "train_state"
 PREDICTIONS_DIR = "predictions"
 TMP_SUFFIX = ".tmp"
-METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU", "n")
 # Whether the method used the words (harness/metrics.py); stored when the evaluator gives them.
 GROUNDING_KEYS = ("pointing", "gap", "mIoU_right", "mIoU_swap", "n_gap")
 COUNT_KEYS = ("n", "n_gap")
 SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU", "pointing",
                   "swap_ref_id", "I_swap", "U_swap", "IoU_swap")
 FRAME_COLUMNS = ("dataset", "method", "seed", "split", "setting", "metric", "value")
-
-
-def run_dir(results_dir, dataset: str, method_spec: str, seed: int) -> Path:
-    return Path(results_dir) / dataset / method_spec / f"seed{int(seed)}"
 
 
 # ---------------------------------------------------------------------------------------- writing
@@ -112,7 +115,7 @@ def write_samples_atomic(path: Path, records: list[dict]) -> None:
 def rounded_summary(summary: dict) -> dict:
     """A setting's metrics as stored: percentages to 4 decimals, counts as ints; the grounding
     keys when the summary has them."""
-    keys = METRIC_KEYS + tuple(k for k in GROUNDING_KEYS if k in summary)
+    keys = METRIC_KEYS + ("n",) + tuple(k for k in GROUNDING_KEYS if k in summary)
     return {key: (int(summary[key]) if key in COUNT_KEYS else round(float(summary[key]), 4))
             for key in keys}
 
@@ -159,10 +162,11 @@ def read_metrics(folder: Path) -> Optional[dict]:
         return None
 
 
-def is_done(folder: Path, config_hash: str, splits=None, settings=None) -> bool:
-    """True when metrics.json exists for this hash (and holds every split × setting asked for)."""
+def is_done(folder: Path, config_hash: Optional[str], splits=None, settings=None) -> bool:
+    """True when metrics.json exists for this hash (None: any) and holds every split × setting
+    (names) asked for."""
     metrics = read_metrics(folder)
-    if metrics is None or metrics.get("config_hash") != config_hash:
+    if metrics is None or config_hash not in (None, metrics.get("config_hash")):
         return False
     stored = metrics.get("splits", {})
     for split in splits or ():
@@ -180,7 +184,18 @@ def begin_run(folder: Path) -> None:
     clean_tmp(folder)
     for name in (METRICS_FILE, SAMPLES_FILE, CONFIG_FILE, CHECKPOINT_FILE):
         (folder / name).unlink(missing_ok=True)
-    shutil.rmtree(folder / PREDICTIONS_DIR, ignore_errors=True)  # maps of the metrics replaced
+    shutil.rmtree(predictions_dir(folder), ignore_errors=True)  # maps of the metrics replaced
+
+
+def predictions_dir(folder: Path) -> Path:
+    return Path(folder) / PREDICTIONS_DIR
+
+
+def load_checkpoint(folder: Path) -> dict:
+    """The run's model.pt (a `Segmenter.state_dict()`), read as tensors only, on the CPU."""
+    import torch
+
+    return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
 def train_state_dir(folder: Path) -> Path:
@@ -194,30 +209,8 @@ def drop_train_state(folder: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- reading
 
-def iter_runs(results_dir) -> Iterator[tuple[Path, dict]]:
-    """(run folder, metrics) of every complete run, in sorted path order."""
-    root = Path(results_dir)
-    if not root.is_dir():
-        return
-    for path in sorted(root.glob(f"*/*/seed*/{METRICS_FILE}"), key=_run_order):
-        metrics = read_metrics(path.parent)
-        if metrics is not None:
-            yield path.parent, metrics
-
-
-def _run_order(metrics_path: Path) -> tuple:
-    """(dataset, method spec, seed number): seed10 after seed2."""
-    seed = metrics_path.parent.name[len("seed"):]
-    number = int(seed) if seed.isdigit() else -1
-    return metrics_path.parts[-4], metrics_path.parts[-3], number, seed
-
-
 def stored_dataset(metrics: dict) -> str:
     """The dataset as the store names it: `refcocog@umd` for a non-default split scheme."""
-    from harness.data.datasets import DATASETS, dataset_key
-
-    from harness.errors import HarnessError
-
     dataset, split_by = metrics["dataset"], metrics.get("split_by")
     try:
         return dataset_key(dataset, split_by) if dataset in DATASETS and split_by else dataset
@@ -225,20 +218,63 @@ def stored_dataset(metrics: dict) -> str:
         return f"{dataset}@{split_by}"
 
 
-def load_metrics_frame(results_dir) -> pd.DataFrame:
-    """One row per (dataset, method spec, seed, split, setting, metric) with its value; the
-    dataset as the store names it (`stored_dataset`)."""
-    rows = []
-    for _, metrics in iter_runs(results_dir):
-        dataset = stored_dataset(metrics)
-        for split, by_setting in metrics.get("splits", {}).items():
-            for setting, summary in by_setting.items():
-                for metric, value in summary.items():
-                    rows.append((dataset, metrics["method"], int(metrics["seed"]),
-                                 split, setting, metric, float(value)))
-    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-
-
 def read_config(folder: Path) -> Optional[dict]:
     path = Path(folder) / CONFIG_FILE
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Store:
+    """A results folder: where each run lives, which runs it holds, and what they hold. Nothing
+    outside this module walks the folder."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def run_dir(self, dataset: str, method_spec: str, seed: int) -> Path:
+        return self.root / dataset / method_spec / f"seed{int(seed)}"
+
+    def runs(self, pattern: str = "*/*/seed*") -> Iterator[tuple[Path, dict]]:
+        """(run folder, metrics) of every complete run (of `pattern`: dataset/method spec/seed
+        folders), sorted by dataset, method spec and seed number (seed10 after seed2)."""
+        folders = sorted((p.parent for p in self.root.glob(f"{pattern}/{METRICS_FILE}")),
+                         key=_run_order)
+        for folder in folders:
+            metrics = read_metrics(folder)
+            if metrics is not None:
+                yield folder, metrics
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (dataset, method spec, seed, split, setting, metric) with its value; the
+        dataset as the store names it (`stored_dataset`)."""
+        rows = []
+        for _, metrics in self.runs():
+            dataset = stored_dataset(metrics)
+            for split, by_setting in metrics.get("splits", {}).items():
+                for setting, summary in by_setting.items():
+                    for metric, value in summary.items():
+                        rows.append((dataset, metrics["method"], int(metrics["seed"]),
+                                     split, setting, metric, float(value)))
+        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+
+    def trained_runs(self, dataset: str = "*", seed="*", method_specs=None) -> list[tuple[Path, dict]]:
+        """(run folder, metrics) of the complete runs that kept their model.pt (of these method
+        specs; None: any), in `runs` order."""
+        return [(folder, metrics) for folder, metrics in self.runs(f"{dataset}/*/seed{seed}")
+                if (folder / CHECKPOINT_FILE).is_file()
+                and (method_specs is None or folder.parent.name in method_specs)]
+
+    def fitted_runs(self, dataset: str, method_spec: str, seed: int) -> Iterator[tuple[Path, dict]]:
+        """(run folder, config.json) of each complete run with a model.pt that this run may share
+        a fit with: its own folder first, then every other method spec's on the same dataset
+        and seed (harness/runner.py `_stored_fit`)."""
+        own = self.run_dir(dataset, method_spec, seed)
+        for folder, _ in sorted(self.trained_runs(dataset, seed), key=lambda run: run[0] != own):
+            record = read_config(folder)
+            if record is not None:
+                yield folder, record
+
+
+def _run_order(folder: Path) -> tuple:
+    """(dataset, method spec, seed number, seed folder name)."""
+    seed = folder.name[len("seed"):]
+    return folder.parts[-3], folder.parts[-2], int(seed) if seed.isdigit() else -1, seed

@@ -35,7 +35,7 @@ from mmengine.config import Config
 from harness.errors import ConfigError, HarnessError, UnknownNameError
 from harness.paths import REPO_ROOT, configs_dir
 from harness.protocol import Setting
-from harness.store import read_metrics, run_dir
+from harness.store import Store, is_done
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
 SPEC_KEYS = {"title", "paper_csv", "rows", "columns", "runs", "checks", "footnotes", "plot",
@@ -165,11 +165,6 @@ def required_runs(name: str, dataset_family: str = "synthref") -> list[dict]:
     return own
 
 
-def run_settings(run: dict) -> list[str]:
-    """The settings a run's metrics.json holds for every split."""
-    return [s.name for s in Setting.grid(run["taus"], run["crf"])]
-
-
 def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
     """The exact `python -m harness run ...` that makes `run` in `results_dir`."""
     from harness.data.datasets import KEY_SEPARATOR
@@ -192,24 +187,17 @@ def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
     return " ".join(parts)
 
 
-def _seed_is_stored(results_dir: Path, run: dict, seed: int) -> bool:
-    metrics = read_metrics(run_dir(results_dir, run["dataset"], run["method"], seed))
-    if metrics is None:
-        return False  # absent or unreadable: the run remakes both alike
-    splits = metrics.get("splits", {})
-    wanted = run_settings(run)
-    return all(set(wanted) <= set(splits.get(split, {})) for split in run["splits"])
-
-
 def missing_runs(name: str, results_dir, dataset_family: str = "synthref") -> list[tuple]:
     """(run, command) for each required run with seeds not (fully) in the store.
 
     A seed counts as stored when its metrics.json holds every split and setting the run needs;
     the run in each pair lists only the missing seeds.
     """
-    missing = []
+    missing, store = [], Store(results_dir)
     for run in required_runs(name, dataset_family):
-        seeds = [s for s in run["seeds"] if not _seed_is_stored(results_dir, run, s)]
+        settings = [s.name for s in Setting.grid(run["taus"], run["crf"])]
+        seeds = [s for s in run["seeds"] if not is_done(
+            store.run_dir(run["dataset"], run["method"], s), None, run["splits"], settings)]
         if seeds:
             run = {**run, "seeds": seeds}
             missing.append((run, run_command(run, results_dir)))

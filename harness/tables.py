@@ -14,7 +14,7 @@ from tabulate import tabulate
 from harness import table_specs
 from harness.errors import ConfigError, DataError
 from harness.shape_checks import run_checks
-from harness.store import load_metrics_frame
+from harness.store import Store
 
 FORMATS = ("markdown", "csv", "latex", "json")
 DASH = "–"
@@ -106,7 +106,7 @@ def _paper_lookup(spec: dict, row: dict, column: dict, paper_tables: dict) -> fl
 def table_data(name: str, results_dir, dataset_family: str = "synthref") -> TableData:
     """Every cell of table `name`: our seed statistics and the paper's figure."""
     spec = table_specs.load_table_spec(name)
-    stats = seed_stats(load_metrics_frame(results_dir))
+    stats = seed_stats(Store(results_dir).frame())
     columns = table_specs.family_columns(spec, dataset_family)
     cells, paper_tables = {}, {}
     for row in spec["rows"]:

@@ -74,7 +74,7 @@ def test_store_keeps_google_and_umd_apart_and_notices_edits(tmp_path, capsys):
     record = store.read_config(out / "refcocog@umd" / "objects" / "seed0")
     assert record["split_by"] == "umd" and set(record["data"]["files"]) == {"refs(umd).p", "instances.json"}
     assert len(record["data"]["fingerprint"]) == 16
-    frame = store.load_metrics_frame(out)
+    frame = store.Store(out).frame()
     assert set(frame["dataset"]) == {"refcocog", "refcocog@umd"}   # tables tell them apart
 
     assert _run(out, root, "--split-by", "umd") == 0               # same data: reused

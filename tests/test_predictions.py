@@ -65,7 +65,7 @@ def samples_of(folder, setting) -> dict:
 def test_saved_predictions_rescore_to_the_runs_metrics(synthref_root, tmp_path, capsys):
     config = write_config(tmp_path / "tiny_probe.py")
     out = tmp_path / "runs"
-    folder = store.run_dir(out, "synthref", "tiny_probe", 0)
+    folder = store.Store(out).run_dir("synthref", "tiny_probe", 0)
     assert main(run_args(config, synthref_root, out)) == 0
     plain = (folder / "metrics.json").read_text()
     assert not (folder / "predictions").exists()

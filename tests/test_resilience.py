@@ -88,8 +88,8 @@ def store_leftovers(out: Path) -> list[str]:
 def test_killed_multi_seed_run_keeps_finished_seed_and_completes(config, synthref_root, tmp_path):
     out = tmp_path / "runs"
     args = run_args(config, synthref_root, out, "0,1")
-    first = store.run_dir(out, "synthref", "tiny_probe", 0) / "metrics.json"
-    second = store.run_dir(out, "synthref", "tiny_probe", 1) / "metrics.json"
+    first = store.Store(out).run_dir("synthref", "tiny_probe", 0) / "metrics.json"
+    second = store.Store(out).run_dir("synthref", "tiny_probe", 1) / "metrics.json"
     process = start(args, tmp_path / "killed.log", step_sleep=0.15)
     wait_for(first.exists, process)
     kill(process)
@@ -109,14 +109,14 @@ def test_killed_multi_seed_run_keeps_finished_seed_and_completes(config, synthre
     assert main(run_args(config, synthref_root, tmp_path / "clean", "0,1")) == 0
     for seed in (0, 1):
         for name in ("metrics.json", "samples.csv"):
-            got = store.run_dir(out, "synthref", "tiny_probe", seed) / name
-            want = store.run_dir(tmp_path / "clean", "synthref", "tiny_probe", seed) / name
+            got = store.Store(out).run_dir("synthref", "tiny_probe", seed) / name
+            want = store.Store(tmp_path / "clean").run_dir("synthref", "tiny_probe", seed) / name
             assert got.read_bytes() == want.read_bytes(), (seed, name)
 
 
 def test_fit_killed_after_an_epoch_resumes_to_the_same_metrics(config, synthref_root, tmp_path):
     out = tmp_path / "runs"
-    folder = store.run_dir(out, "synthref", "tiny_probe", 0)
+    folder = store.Store(out).run_dir("synthref", "tiny_probe", 0)
     state_file = store.train_state_dir(folder) / "last.pt"
     process = start(run_args(config, synthref_root, out), tmp_path / "killed.log", step_sleep=0.2)
     wait_for(state_file.exists, process)
@@ -126,7 +126,7 @@ def test_fit_killed_after_an_epoch_resumes_to_the_same_metrics(config, synthref_
 
     assert main(run_args(config, synthref_root, out, "0", "--resume")) == 0
     assert main(run_args(config, synthref_root, tmp_path / "clean")) == 0
-    clean = store.run_dir(tmp_path / "clean", "synthref", "tiny_probe", 0)
+    clean = store.Store(tmp_path / "clean").run_dir("synthref", "tiny_probe", 0)
     resumed_log = json.loads((folder / "config.json").read_text())["train_log"]
     clean_log = json.loads((clean / "config.json").read_text())["train_log"]
     assert resumed_log["resumed_from_epoch"] == saved["epoch"]
@@ -143,7 +143,7 @@ def test_nan_loss_names_method_seed_step_and_leaves_store_consistent(config, syn
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "error: tiny_probe seed 0: loss became nan at step 10; last finite loss 0." in err
-    folder = store.run_dir(out, "synthref", "tiny_probe", 0)
+    folder = store.Store(out).run_dir("synthref", "tiny_probe", 0)
     assert not (folder / "metrics.json").exists()
     # What is left is the epoch-1 training state (8 steps per epoch), complete and resumable.
     assert store_leftovers(out) == ["synthref/tiny_probe/seed0/train_state/last.pt"]
@@ -155,7 +155,7 @@ def test_two_processes_on_one_store_take_turns(config, synthref_root, tmp_path):
     held: each waits, then they run one after the other, and the second adds its τ to the
     first's (without the lock one would overwrite the other, or mix their files)."""
     out = tmp_path / "runs"
-    folder = store.run_dir(out, "synthref", "tiny_probe", 0)
+    folder = store.Store(out).run_dir("synthref", "tiny_probe", 0)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     with run_lock(folder):
         runs = [start(run_args(config, synthref_root, out, "0", "--taus", tau), log, step_sleep=0.02)
@@ -168,7 +168,7 @@ def test_two_processes_on_one_store_take_turns(config, synthref_root, tmp_path):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert sorted(metrics["splits"]["val"]) == ["tau=0.30", "tau=0.50"]
     assert main(run_args(config, synthref_root, tmp_path / "clean", "0", "--taus", "0.3,0.5")) == 0
-    clean = store.run_dir(tmp_path / "clean", "synthref", "tiny_probe", 0)
+    clean = store.Store(tmp_path / "clean").run_dir("synthref", "tiny_probe", 0)
     assert (folder / "metrics.json").read_bytes() == (clean / "metrics.json").read_bytes()
     assert (folder / "samples.csv").read_bytes() == (clean / "samples.csv").read_bytes()
     assert store_leftovers(out) == []
@@ -208,7 +208,7 @@ def test_adding_settings_to_a_stored_run_restores_its_model_instead_of_refitting
     out, clean = tmp_path / "runs", tmp_path / "clean"
     keep = ["--set", "runtime.save_checkpoint=True"]
     assert main(run_args(config, synthref_root, out, "0", "--taus", "0.5", *keep)) == 0
-    folder = store.run_dir(out, "synthref", "tiny_probe", 0)
+    folder = store.Store(out).run_dir("synthref", "tiny_probe", 0)
     first = json.loads((folder / "metrics.json").read_text())
     first_log = json.loads((folder / "config.json").read_text())["train_log"]
     capsys.readouterr()
@@ -223,5 +223,5 @@ def test_adding_settings_to_a_stored_run_restores_its_model_instead_of_refitting
     assert second["splits"]["val"]["tau=0.50"] == first["splits"]["val"]["tau=0.50"]
     assert (folder / "model.pt").is_file()
     assert main(run_args(config, synthref_root, clean, "0", "--taus", "0.3,0.5", "--crf", *keep)) == 0
-    fresh = json.loads((store.run_dir(clean, "synthref", "tiny_probe", 0) / "metrics.json").read_text())
+    fresh = json.loads((store.Store(clean).run_dir("synthref", "tiny_probe", 0) / "metrics.json").read_text())
     assert fresh["splits"] == second["splits"]

@@ -1,14 +1,14 @@
 """The summary `run` prints: mean ± std over seeds per method, setting and split, read from the store."""
 
 from harness.run_summary import summary_table
-from harness.store import metrics_document, run_dir, write_json_atomic
+from harness.store import Store, metrics_document, write_json_atomic
 
 
 def _write(results, method, seed, val, testA):
     splits = {split: {"tau=0.50": {"A@0.3": 0.0, "A@0.5": 0.0, "A@0.7": 0.0, "cIoU": 0.0,
                                    "mIoU": miou, "n": 10}}
               for split, miou in (("val", val), ("testA", testA))}
-    write_json_atomic(run_dir(results, "synthref", method, seed) / "metrics.json",
+    write_json_atomic(Store(results).run_dir("synthref", method, seed) / "metrics.json",
                       metrics_document(method, "synthref", seed, "abc", splits))
 
 

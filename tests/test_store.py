@@ -1,8 +1,10 @@
-"""harness/store.py: layout, atomic writes, completion by config hash, and the metrics frame."""
+"""harness/store.py: layout, atomic writes, completion by config hash, the metrics frame, and
+which stored fits a run may share."""
 
 import json
 
 import pytest
+import torch
 
 from harness import store
 
@@ -13,7 +15,7 @@ def summary(miou, n=4):
 
 
 def write_run(root, dataset, spec, seed, config_hash, mious):
-    folder = store.run_dir(root, dataset, spec, seed)
+    folder = store.Store(root).run_dir(dataset, spec, seed)
     store.begin_run(folder)
     splits = {split: {"tau=0.50": summary(miou)} for split, miou in mious.items()}
     document = store.metrics_document(spec, dataset, seed, config_hash, splits)
@@ -44,6 +46,7 @@ def test_is_done_needs_same_hash_and_every_setting(tmp_path):
     assert not store.is_done(folder, "h1", ["testA"], ["tau=0.50"])
     assert not store.is_done(folder, "h1", ["val"], ["tau=0.50+crf"])
     assert not store.is_done(tmp_path / "nowhere", "h1")
+    assert store.is_done(folder, None, ["val"], ["tau=0.50"])   # None: stored under any hash
     (folder / "metrics.json").write_text("{ truncated")
     assert not store.is_done(folder, "h1")
 
@@ -92,17 +95,17 @@ def test_samples_csv_rows(tmp_path):
         "val,tau=0.50,8,5,2,3,0.666667,0,,,,\n")   # no partner ref: swap fields blank
 
 
-def test_iter_runs_and_frame(tmp_path):
+def test_runs_and_frame(tmp_path):
     write_run(tmp_path, "synthref", "sag", 0, "h", {"val": 30.0, "testA": 40.0})
     write_run(tmp_path, "synthref", "sag", 1, "h", {"val": 32.0, "testA": 44.0})
     write_run(tmp_path, "synthref+", "whole@x", 0, "h", {"val": 5.0})
     write_run(tmp_path, "synthref", "sag", 10, "h", {"val": 34.0, "testA": 48.0})
-    incomplete = store.run_dir(tmp_path, "synthref", "sag", 2)
+    incomplete = store.Store(tmp_path).run_dir("synthref", "sag", 2)
     incomplete.mkdir(parents=True)                      # no metrics.json: not a run yet
-    runs = list(store.iter_runs(tmp_path))
+    runs = list(store.Store(tmp_path).runs())
     assert [folder.relative_to(tmp_path).as_posix() for folder, _ in runs] == [
         "synthref/sag/seed0", "synthref/sag/seed1", "synthref/sag/seed10", "synthref+/whole@x/seed0"]
-    frame = store.load_metrics_frame(tmp_path)
+    frame = store.Store(tmp_path).frame()
     assert list(frame.columns) == ["dataset", "method", "seed", "split", "setting", "metric",
                                    "value"]
     assert len(frame) == (2 + 2 + 2 + 1) * 6
@@ -110,4 +113,27 @@ def test_iter_runs_and_frame(tmp_path):
     assert sorted(miou.value) == [40.0, 44.0, 48.0] and miou.value.mean() == 44.0
     assert sorted(miou.seed) == [0, 1, 10]
     assert set(frame[frame.dataset == "synthref+"].method) == {"whole@x"}
-    assert store.load_metrics_frame(tmp_path / "empty").empty
+    assert store.Store(tmp_path / "empty").frame().empty
+
+
+def test_trained_and_fitted_runs_are_complete_runs_that_kept_a_model(tmp_path):
+    results = store.Store(tmp_path)
+    for spec in ("sag@T1", "sag", "sag@avg", "tseg"):
+        folder = write_run(tmp_path, "synthref", spec, 0, "h", {"val": 30.0})
+        store.save_checkpoint_atomic(folder / store.CHECKPOINT_FILE, {"w": torch.ones(2)})
+        store.write_json_atomic(folder / store.CONFIG_FILE, {"method": spec})
+    (results.run_dir("synthref", "tseg", 0) / store.METRICS_FILE).unlink()   # incomplete
+    store.write_json_atomic(results.run_dir("synthref", "sag@T1", 0) / store.CONFIG_FILE, {})
+    (results.run_dir("synthref", "sag@avg", 0) / store.CONFIG_FILE).unlink()  # no record: no fit
+    write_run(tmp_path, "synthref", "sag", 1, "h", {"val": 30.0})            # no model.pt
+    write_run(tmp_path, "synthref+", "sag", 0, "h", {"val": 30.0})           # another dataset
+    store.save_checkpoint_atomic(results.run_dir("synthref+", "sag", 0) / "model.pt", {})
+    trained = [f.relative_to(tmp_path).as_posix() for f, _ in results.trained_runs(method_specs=["sag"])]
+    assert trained == ["synthref/sag/seed0", "synthref+/sag/seed0"]
+    assert [m["method"] for _, m in results.trained_runs("synthref", 0)] == ["sag", "sag@T1", "sag@avg"]
+    # Fit sharing: the run's own folder first, then the other specs of its dataset and seed.
+    shared = [(f.parent.name, record) for f, record in results.fitted_runs("synthref", "sag@T1", 0)]
+    assert shared == [("sag@T1", {}), ("sag", {"method": "sag"})]
+    assert [f.parent.name for f, _ in results.fitted_runs("synthref", "sag@T8", 0)] == ["sag", "sag@T1"]
+    assert list(results.fitted_runs("synthref", "sag", 1)) == []
+    assert torch.equal(store.load_checkpoint(results.run_dir("synthref", "sag", 0))["w"], torch.ones(2))
