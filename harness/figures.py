@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from harness.errors import CheckpointError, DataError
+from harness.errors import DataError
 
 TOP_ENTITIES = 3
 SLOT_TYPE_SPECS = (("entity", ""), ("random", "@random_slots"), ("query", "@query_slots"))
@@ -28,14 +28,11 @@ def load_trained(results_dir, method: str, dataset: str, seed: Optional[int] = N
     from harness.segmenter import RunEnv
 
     found = store.Store(results_dir).trained_runs(dataset, "*" if seed is None else seed, [method])
-    if not found:
-        raise DataError(results_dir, f"no complete run of {dataset}/{method} kept a model.pt; train one "
-                        f"with --set runtime.save_checkpoint=True (python -m harness run --methods "
-                        f"{method} --dataset {dataset})")
-    folder = found[0][0]
-    record = store.read_config(folder)
+    folder, record = (found[0][0], store.read_config(found[0][0])) if found else (None, None)
     if record is None:
-        raise CheckpointError(f"{folder}: no config.json beside its model.pt")
+        raise DataError(results_dir, f"no complete run of {dataset}/{method} kept its config.json and "
+                        f"model.pt; train one with --set runtime.save_checkpoint=True (python -m "
+                        f"harness run --methods {method} --dataset {dataset})")
     data_root = data_root or record.get("data_root")
     val = open_split(dataset, "val", data_root=data_root)
     method_cfg = record["config"]["method"]

@@ -24,17 +24,14 @@ MINMAX_EPS = 1e-9
 
 @dataclass(frozen=True)
 class Setting:
-    """An evaluation setting: threshold τ on the raw maps, or (crf) on the DenseCRF'd maps.
-
-    Its `name` ("tau=0.50", "tau=0.50+crf") is its key in metrics.json and samples.csv, and what
-    two settings are compared by (τ to 2 decimals, as stored)."""
+    """Threshold τ on the raw maps, or on the DenseCRF'd ones (crf). Its `name` ("tau=0.50",
+    "tau=0.50+crf") keys metrics.json and samples.csv; settings compare by it (τ to 2 decimals)."""
 
     tau: float
     crf: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "tau", check_tau(self.tau))   # rejects τ outside (0, 1)
-        object.__setattr__(self, "crf", bool(self.crf))
 
     @property
     def name(self) -> str:

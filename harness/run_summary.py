@@ -4,13 +4,11 @@ A pure aggregation like every table (it reads metrics.json files, never recomput
 method and setting, one column per split, mIoU as mean ± std over seeds with n.
 """
 
-import math
-
 from tabulate import tabulate
 
 from harness.data.datasets import dataset_info, parse_dataset_key
 from harness.store import Store
-from harness.tables import seed_stats
+from harness.tables import Cell, format_cell, seed_stats
 
 
 def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "mIoU") -> str:
@@ -30,15 +28,8 @@ def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "
     rows = []
     for method in methods:
         for setting in sorted(set(frame[frame["method"] == method]["setting"])):
-            cells = [_cell(stats.get((dataset, method, split, setting, metric))) for split in splits]
+            cells = [format_cell(Cell({}, *stats.get((dataset, method, split, setting, metric), ())))
+                     for split in splits]
             rows.append([method, setting, *cells])
     header = ["method", "setting", *[f"{dataset} {split}" for split in splits]]
     return f"{metric} (%), mean ± std over seeds:\n" + tabulate(rows, header, tablefmt="github")
-
-
-def _cell(stat) -> str:
-    if stat is None:
-        return "–"
-    mean, std, n = stat
-    spread = "–" if math.isnan(std) else f"{std:.2f}"
-    return f"{mean:.2f} ± {spread} (n={n})"

@@ -10,6 +10,7 @@ are reported together in one DataError (count and first ids of each problem).
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -53,7 +54,7 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
     _check_prediction_files(predictions_dir, full, scored)
 
     evaluator = RISEvaluator([tau], crf=crf)
-    with CRFPool(crf_workers) if crf else _NoPool() as pool:
+    with CRFPool(crf_workers) if crf else nullcontext() as pool:
         for start in range(0, len(scored), CRF_BATCH):
             indices = range(start, min(start + CRF_BATCH, len(scored)))
             _score_batch(scored, indices, predictions_dir, evaluator, pool)
@@ -62,14 +63,6 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
     read["data_fingerprint"] = identity["fingerprint"]
     return {"dataset": dataset, "split": split, "n": summary["n"], "tau": tau, "crf": bool(crf),
             "metrics": {key: summary[key] for key in METRIC_KEYS}, **read}
-
-
-class _NoPool:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc_info):
-        return None
 
 
 def _score_batch(ds, indices, predictions_dir: Path, evaluator: RISEvaluator, pool) -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import pandas as pd
+import torch
 
 from harness.data.datasets import DATASETS, dataset_key
 from harness.errors import HarnessError
@@ -88,13 +89,11 @@ def write_json_atomic(path: Path, obj) -> None:
 
 
 def save_checkpoint_atomic(path: Path, state_dict: dict) -> None:
-    import torch
-
     _write_atomic(path, lambda handle: torch.save(state_dict, handle))
 
 
-def samples_csv_text(records: list[dict]) -> str:
-    """samples.csv content: one row per (split, setting, expression), IoU to 6 decimals."""
+def write_samples_atomic(path: Path, records: list[dict]) -> None:
+    """samples.csv: one row per (split, setting, expression), IoU to 6 decimals."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SAMPLE_COLUMNS, lineterminator="\n",
                             extrasaction="ignore")
@@ -105,11 +104,7 @@ def samples_csv_text(records: list[dict]) -> str:
             if row.get(column) is not None:
                 row[column] = f"{float(row[column]):.6f}"
         writer.writerow(row)
-    return buffer.getvalue()
-
-
-def write_samples_atomic(path: Path, records: list[dict]) -> None:
-    write_bytes_atomic(path, samples_csv_text(records).encode())
+    write_bytes_atomic(path, buffer.getvalue().encode())
 
 
 def rounded_summary(summary: dict) -> dict:
@@ -193,8 +188,6 @@ def predictions_dir(folder: Path) -> Path:
 
 def load_checkpoint(folder: Path) -> dict:
     """The run's model.pt (a `Segmenter.state_dict()`), read as tensors only, on the CPU."""
-    import torch
-
     return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
