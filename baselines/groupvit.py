@@ -37,12 +37,13 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from harness import distributed
-from harness.backbones.groupvit import build_groupvit, encode_images, encode_texts, normalise_pixels
-from harness.backbones.groupvit_pretrain import loss_on_batch
+from harness.backbones.groupvit import build_groupvit
+from harness.backbones.groupvit_loss import encode_images, encode_texts, loss_on_batch, normalise_pixels
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError
+from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs, train_value
 from harness.registry import SEGMENTERS
-from harness.segmenter import RunEnv, Segmenter
+from harness.segmenter import FitContext, RunEnv, Segmenter
 
 DEFAULT_DUMMY_QUERY = "a photo of a nothing"
 
@@ -98,7 +99,7 @@ def referring_scores(group_x: torch.Tensor, query_x: torch.Tensor, dummy_x: torc
 
 
 class GroupViTLoss(torch.nn.Module):
-    """`forward(images in [0, 1], texts, image_ids) -> loss`: what the shared fit loop trains."""
+    """`forward(images in [0, 1], texts, image_ids) -> loss`: what harness/fit_loop.py trains."""
 
     def __init__(self, model, tokenizer, backbone_cfg: dict, phrases: int, seed: int):
         super().__init__()
@@ -169,16 +170,15 @@ class GroupViTSegmenter(Segmenter):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"groupvit": self.model}
 
-    def fit(self, train: RefDataset, train_cfg: dict, seed: int, progress: bool = True) -> dict:
-        from baselines.fit_loop import run_training
-
+    def fit(self, train: RefDataset, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
         torch.manual_seed(seed)
         sync_batchnorm_across_ranks(self.model)
         loss = GroupViTLoss(self.model, self.tokenizer, self.backbone_cfg,
-                            phrases=int(train_cfg.get("phrases", 2)), seed=seed)
+                            phrases=int(train_value(train_cfg, "phrases")), seed=seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": params, "lr": float(train_cfg.get("lr", 1e-5))}]
-        log = run_training("groupvit", loss, groups, train, train_cfg, seed, self.input_size, progress)
+        plan = plan_epochs(train_cfg, len(train))
+        recipe = fine_tune_recipe(train_cfg, [{"params": params, "lr": base_lr(train_cfg)}], plan.total_steps)
+        log = fit_epochs("groupvit", loss, recipe, train, plan, seed, self.input_size, ctx)
         self.model.eval()
         return log
 

@@ -22,12 +22,12 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from baselines.clip_tower import check_vit_clip, global_image_embedding, patch_grid, tokens_before_last_block
 from baselines.contrastive import clip_contrastive_loss
-from baselines.fit_loop import run_training
 from harness.backbones.clip import build_clip, clip_normalise
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError
+from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs
 from harness.registry import SEGMENTERS
-from harness.segmenter import RunEnv, Segmenter
+from harness.segmenter import FitContext, RunEnv, Segmenter
 
 # The official MaskCLIP prompt ensemble: CLIP's 80 ImageNet templates plus 5 scene templates.
 SCENE_TEMPLATES = ("there is a {} in the scene.", "there is the {} in the scene.", "this is a {} in the scene.",
@@ -128,13 +128,13 @@ class MaskCLIP(Segmenter):
         emb = rearrange(emb, "(b k) d -> b k d", k=len(self.templates)).mean(dim=1)  # [B, D]
         return F.normalize(emb, dim=-1)
 
-    def fit(self, train: RefDataset, train_cfg: dict, seed: int, progress: bool = True) -> dict:
+    def fit(self, train: RefDataset, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
         if not self.finetune:
             return {"finetune": False}
         params = [p for p in self.clip.parameters() if p.requires_grad]
-        groups = [{"params": params, "lr": float(train_cfg.get("lr", 1e-5))}]
-        return run_training("maskclip", ContrastiveFinetune(self), groups, train, train_cfg, seed,
-                            self.input_size, progress)
+        plan = plan_epochs(train_cfg, len(train))
+        recipe = fine_tune_recipe(train_cfg, [{"params": params, "lr": base_lr(train_cfg)}], plan.total_steps)
+        return fit_epochs("maskclip", ContrastiveFinetune(self), recipe, train, plan, seed, self.input_size, ctx)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, texts: list[str],

@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from baselines.fit_loop import run_training
 from baselines.tseg_loss import batch_candidates, mlpa_loss, patch_text_scores
 from harness.backbones.bert import build_bert
 from harness.backbones.vit import build_vit
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError
+from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs, train_value
 from harness.registry import SEGMENTERS
-from harness.segmenter import RunEnv, Segmenter
+from harness.segmenter import FitContext, RunEnv, Segmenter
 
 TEXT_POOLS = ("cls", "mean")
 INFERENCES = ("similarity", "assignment")
@@ -102,7 +102,7 @@ class TSEG(Segmenter):
         hidden = self.bert(**tokens)  # [T, L, H]
         return self.heads["text"](pool_sentence(hidden, tokens.get("attention_mask"), self.text_pool))
 
-    def fit(self, train: RefDataset, train_cfg: dict, seed: int, progress: bool = True) -> dict:
+    def fit(self, train: RefDataset, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
         with torch.random.fork_rng(devices=[]):  # the heads' init depends on the run seed only
             torch.manual_seed(seed)
             for layer in self.heads.values():
@@ -110,11 +110,12 @@ class TSEG(Segmenter):
         backbone = [p for m in (self.vit, self.bert) for p in m.parameters() if p.requires_grad]
         if "backbone_lr" in train_cfg:
             raise ConfigError("train.backbone_lr: replaced by train.backbone_lr_scale (a multiple of train.lr)")
-        lr = float(train_cfg["lr"])
+        lr = base_lr(train_cfg)
         groups = [{"params": list(self.heads.parameters()), "lr": lr},
-                  {"params": backbone, "lr": lr * float(train_cfg.get("backbone_lr_scale", 0.1))}]
-        return run_training("tseg", MLPAObjective(self), groups, train, train_cfg, seed,
-                            self.input_size, progress)
+                  {"params": backbone, "lr": lr * float(train_value(train_cfg, "backbone_lr_scale"))}]
+        plan = plan_epochs(train_cfg, len(train))
+        recipe = fine_tune_recipe(train_cfg, groups, plan.total_steps)
+        return fit_epochs("tseg", MLPAObjective(self), recipe, train, plan, seed, self.input_size, ctx)
 
     def prepare_eval(self, dataset: RefDataset) -> None:
         texts = defaultdict(list)

@@ -34,18 +34,16 @@ def fit_once(spec: str, profile: str, data_root: Path, steps: int) -> tuple[floa
     from harness.paths import cache_dir
     from harness.registry import segmenter_class
     from harness.seeding import seed_everything
-    from harness.segmenter import RunEnv
+    from harness.segmenter import FitContext, RunEnv
 
-    # Both caps: the shared fit loop reads train.max_steps, SaG's loop train.steps.
-    resolved = load_run_config(spec, "synthref", profile,
-                               [f"train.max_steps={steps}", f"train.steps={steps}"])
+    resolved = load_run_config(spec, "synthref", profile, [f"train.max_steps={steps}"])
     seed_everything(0)
     train = open_split("synthref", "train", data_root=data_root)
     env = RunEnv(dataset="synthref", data_root=Path(train.root), cache_dir=cache_dir(), progress=False)
     segmenter = segmenter_class(resolved.method)(resolved.cfg["method"], env)
-    train_cfg = dict(resolved.cfg["train"], resume=False, state_dir=None)
+    train_cfg = dict(resolved.cfg["train"])
     start = time.perf_counter()
-    segmenter.fit(train, train_cfg, 0, progress=False)
+    segmenter.fit(train, train_cfg, 0, FitContext.of(env))
     return time.perf_counter() - start, int(train_cfg.get("batch_size", 32))
 
 

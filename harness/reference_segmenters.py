@@ -17,7 +17,7 @@ from harness.segmenter import Segmenter
 
 @SEGMENTERS.register_module("whole")
 class WholeImage(Segmenter):
-    def fit(self, train, train_cfg, seed, progress=True):
+    def fit(self, train, train_cfg, seed, ctx):
         return {}
 
     def predict(self, images, texts, samples=None):
@@ -28,7 +28,7 @@ class WholeImage(Segmenter):
 class ObjectsOracle(Segmenter):
     """Oracle: reads the eval split's annotations (never the expression)."""
 
-    def fit(self, train, train_cfg, seed, progress=True):
+    def fit(self, train, train_cfg, seed, ctx):
         return {}
 
     def prepare_eval(self, dataset: RefDataset) -> None:

@@ -44,7 +44,7 @@ class RunOptions:
     phrasecut_list: Optional[str] = None   # PhraseCut task list, "ris" | "official" (None: ris if present)
     limit: Optional[int] = None            # cap on eval expressions per split (a quick look)
     config_path: Optional[Path] = None
-    resume: bool = False                   # passed to fit as train_cfg["resume"]
+    resume: bool = False                   # passed to fit in its FitContext
     crf_workers: Optional[int] = None      # None: one per CPU
     progress: bool = True
     save_predictions: bool = False         # also write each map as <run>/predictions/…/<id>.png
@@ -239,12 +239,13 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
     """Seed, build the segmenter from the registry, and fit it unless the config says not to
     (or restore the stored fit `fitted`, see `_stored_fit`).
 
-    The fit checkpoints each epoch into the run folder's train_state/ (train_cfg keys
-    state_dir, state_tag = the config hash, resume) — see harness/train_state.py."""
+    The fit checkpoints each epoch into the run folder's train_state/, tagged with the config
+    hash, and resumes from it under --resume: its FitContext's state (harness/train_state.py)."""
     from harness.paths import cache_dir
     from harness.registry import segmenter_class
     from harness.seeding import seed_everything
-    from harness.segmenter import RunEnv
+    from harness.segmenter import FitContext, RunEnv
+    from harness.train_state import TrainState
 
     seed_everything(seed)
     method_cfg = resolved.cfg["method"]
@@ -267,11 +268,11 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
         print(f"restored {opts.dataset}/{resolved.spec}/seed{seed} from {fitted['source']} "
               "(same fit; no retraining)", flush=True)
     elif train_split is not None:
-        train_cfg = dict(resolved.cfg["train"], resume=bool(opts.resume),
-                         state_dir=str(store.train_state_dir(folder)),
-                         state_tag=resolved.config_hash)
+        state = TrainState(store.train_state_dir(folder), resume=opts.resume, tag=resolved.config_hash,
+                           method=resolved.spec, seed=seed)
         tick = time.perf_counter()
-        train_log = segmenter.fit(train_split, train_cfg, seed, opts.progress) or {}
+        train_log = segmenter.fit(train_split, dict(resolved.cfg["train"]), seed,
+                                  FitContext.of(env, state)) or {}
         timings["fit"] = time.perf_counter() - tick
     return segmenter, train_log, timings
 

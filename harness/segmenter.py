@@ -1,6 +1,6 @@
 """The interface every method implements (DESIGN.md §3) and what the runner hands it.
 
-The runner calls, in order: `Segmenter(cfg, env)`, `fit(train, train_cfg, seed)` unless
+The runner calls, in order: `Segmenter(cfg, env)`, `fit(train, train_cfg, seed, ctx)` unless
 `cfg["finetune"]` is False, `prepare_eval(dataset)` once per eval split, then
 `predict(images, texts, samples)` per batch. Images reach `predict` as float [B, 3, S, S] in
 [0, 1], squashed to `input_size` (S); each method applies its own normalisation. τ, resizing
@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 
 from harness.data.types import RefDataset, RefSample
+from harness.train_state import TrainState
 
 
 @dataclass
@@ -27,6 +28,21 @@ class RunEnv:
     cache_dir: Path              # stand-in pretraining cache, shared by seeds and methods
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What `fit` is handed besides the user's train config: the training state to checkpoint
+    into and maybe resume from (harness/train_state.py; off by default), the device, the bar."""
+
+    state: TrainState = field(default_factory=lambda: TrainState(None))
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    progress: bool = True
+
+    @classmethod
+    def of(cls, env: RunEnv, state: Optional[TrainState] = None) -> "FitContext":
+        """The run's device and progress setting, with `state` (None: no checkpoints)."""
+        return cls(state or TrainState(None), env.device, env.progress)
 
 
 class Segmenter:
@@ -45,8 +61,10 @@ class Segmenter:
     def finetune(self) -> bool:
         return bool(self.cfg.get("finetune", True))
 
-    def fit(self, train: RefDataset, train_cfg: dict, seed: int, progress: bool = True) -> dict:
-        """Train from image–text pairs of `train` (which exposes no masks). Returns a training log."""
+    def fit(self, train: RefDataset, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
+        """Train from image–text pairs of `train` (which exposes no masks). Returns a training log.
+
+        Methods train through harness/fit_loop.py, handing it their loss and parameter groups."""
         raise NotImplementedError
 
     def prepare_eval(self, dataset: RefDataset) -> None:

@@ -1,19 +1,21 @@
 """Training checkpoints, one per epoch, so that a killed fit resumes where it stopped (`--resume`).
 
-A fit loop builds one `TrainState` from the train_cfg the runner hands it, asks it where to start,
-and saves at the end of every epoch:
+The runner builds one `TrainState` per fit (the run folder's train_state/, the config hash as tag,
+`--resume`) and hands it to `fit` in its `FitContext`; the fit loop (harness/fit_loop.py) asks it
+where to start and saves at the end of every epoch:
 
-    state = TrainState.from_train_cfg(train_cfg, method="tseg", seed=seed)
-    start = state.maybe_resume({"model": model}, optimizer, scheduler)     # a ResumePoint
+    state = TrainState(directory, resume=True, tag=config_hash, method="tseg", seed=seed)
+    start = state.maybe_resume({"model": model}, optimizer)     # a ResumePoint
     for epoch in range(start.epoch, epochs):
         ...
-        state.save(epoch + 1, step, {"model": model}, optimizer, scheduler, log=log)
+        state.save(epoch + 1, step, {"model": model}, optimizer, log=log)
 
-The file (`<run dir>/train_state/last.pt`) holds the modules' and optimiser's (and scheduler's)
-state dicts, the next epoch and the global step, the loop's log, the config hash, and every
-rank's RNG states — python, numpy, torch CPU and CUDA, plus any private generators the loop names
-(a loader's torch.Generator, a loss's random.Random) — so the continuation draws the same dropout
-masks and batches as an uninterrupted run. Every rank calls `save` (the RNG states are gathered);
+The file (`<run dir>/train_state/last.pt`) holds the modules' and optimiser's state dicts (the
+learning rate is a function of the step: harness/fit_loop.py `Schedule`), the next epoch and the
+global step, the loop's log, the config hash, and every rank's RNG states — python, numpy, torch
+CPU and CUDA, plus any private generators the loop names (a loader's torch.Generator, a loss's
+random.Random) — so the continuation draws the same dropout masks and batches as an uninterrupted
+run. Every rank calls `save` (the RNG states are gathered);
 rank 0 alone writes, to a temporary name that is then renamed, so a kill never leaves half a file.
 """
 
@@ -126,18 +128,12 @@ class TrainState:
         self.directory = Path(directory) if directory else None
         self.resume, self.tag, self.method, self.seed = bool(resume), str(tag), method, int(seed)
 
-    @classmethod
-    def from_train_cfg(cls, train_cfg: dict, method: str, seed: int) -> "TrainState":
-        """From the keys the runner adds to train_cfg: state_dir, state_tag (config hash), resume."""
-        return cls(train_cfg.get("state_dir"), bool(train_cfg.get("resume", False)),
-                   str(train_cfg.get("state_tag", "")), method, seed)
-
     @property
     def path(self) -> Optional[Path]:
         return self.directory / STATE_FILE if self.directory else None
 
-    def save(self, epoch: int, step: int, modules: dict, optimizer, scheduler=None,
-             log: Optional[dict] = None, private_rngs: Optional[dict] = None) -> None:
+    def save(self, epoch: int, step: int, modules: dict, optimizer, log: Optional[dict] = None,
+             private_rngs: Optional[dict] = None) -> None:
         """Checkpoint after `epoch` epochs (the next to run) and `step` steps. Every rank calls it."""
         if self.directory is None:
             return
@@ -150,14 +146,12 @@ class TrainState:
                 "seed": self.seed, "epoch": int(epoch), "step": int(step),
                 "modules": {name: distributed.unwrap(m).state_dict() for name, m in modules.items()},
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "log": dict(log or {}), "rng": all_rngs,
             }
             save_checkpoint_atomic(self.path, document)
         distributed.barrier()  # no rank runs ahead of a checkpoint that is not on disk yet
 
-    def maybe_resume(self, modules: dict, optimizer, scheduler=None,
-                     private_rngs: Optional[dict] = None) -> ResumePoint:
+    def maybe_resume(self, modules: dict, optimizer, private_rngs: Optional[dict] = None) -> ResumePoint:
         """Load the saved state into the given objects when resuming and one exists."""
         if not self.resume or self.path is None or not self.path.is_file():
             if self.resume and distributed.is_main():
@@ -167,8 +161,6 @@ class TrainState:
         saved = self._read()
         self._load_modules(saved, modules)
         optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and saved.get("scheduler") is not None:
-            scheduler.load_state_dict(saved["scheduler"])
         self._restore_rngs(saved, private_rngs)
         if distributed.is_main():
             print(f"resume {self.method} seed {self.seed}: from epoch {saved['epoch']} "

@@ -15,7 +15,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.registry import SEGMENTERS
-from harness.segmenter import RunEnv, Segmenter
+from harness.segmenter import FitContext, RunEnv, Segmenter
 from sag_model.network import SaGNet
 from sag_model.training import fit_sag
 
@@ -72,11 +72,11 @@ class SaG(Segmenter):
     def modules(self) -> dict:
         return {"net": self.net}
 
-    def fit(self, train, train_cfg: dict, seed: int, progress: bool = True) -> dict:
+    def fit(self, train, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
         from harness.seeding import seed_everything
 
         seed_everything(seed)
-        log = fit_sag(self.net, train, train_cfg, seed, self.input_size, self.env.device, progress)
+        log = fit_sag(self.net, train, train_cfg, seed, self.input_size, ctx)
         self.reseed_eval(seed)
         return log
 

@@ -1,7 +1,7 @@
 """Each method's real in-batch loss on tiny towers, for tests/test_distributed_losses.py.
 
 `case_loss(name, model, batch)` runs the method's own loss code (baselines/contrastive.py,
-harness/backbones/groupvit_pretrain.py, baselines/tseg_loss.py, SaGNet.forward's C3 +
+harness/backbones/groupvit_loss.py, baselines/tseg_loss.py, SaGNet.forward's C3 +
 reconstruction) on embeddings from small deterministic towers (no dropout, no BatchNorm, no
 sampling: one process and two must see the same numbers). Run under torchrun, `main` trains one
 step of each case on this rank's share of the global batch (the loader's interleaved split) with
@@ -95,7 +95,7 @@ class CaseLoss(nn.Module):
             return clip_contrastive_loss(towers.patches(images).mean(1), towers.text(texts), towers.logit_scale,
                                          image_ids, texts)
         if self.name == "groupvit":
-            from harness.backbones.groupvit_pretrain import groupvit_loss, multi_label_prompts
+            from harness.backbones.groupvit_loss import groupvit_loss, multi_label_prompts
 
             prompts = [p for t in texts for p in multi_label_prompts(t, 2, random.Random(0))]
             prompt_x = towers.text(prompts).view(len(texts), 2, -1)

@@ -1,4 +1,4 @@
-"""harness/backbones/groupvit.py (+ groupvit_pretrain.py) and baselines/groupvit.py: checkpoint
+"""harness/backbones/groupvit.py (+ groupvit_loss.py, groupvit_pretrain.py) and baselines/groupvit.py: checkpoint
 loading both ways, the dummy-query decision, fit without masks, and a smoke run through the runner."""
 
 import copy
@@ -11,20 +11,21 @@ import pytest
 import torch
 
 from baselines.groupvit import GroupViTSegmenter, referring_scores
-from harness.backbones.groupvit import (build_groupvit, encode_images, groupvit_config, hf_to_original,
-                                        load_groupvit_checkpoint, normalise_pixels, original_to_hf,
+from harness.backbones.groupvit import (build_groupvit, groupvit_config, hf_to_original,
+                                        load_groupvit_checkpoint, original_to_hf,
                                         special_token_ids, vocab_tokenizer)
-from harness.backbones.groupvit_pretrain import multi_label_prompts, phrases_of
+from harness.backbones.groupvit_loss import encode_images, multi_label_prompts, normalise_pixels
+from harness.backbones.phrases import phrases_of
 from harness.errors import CheckpointError, ConfigError
 from harness.protocol import to_original_size
-from harness.segmenter import RunEnv
+from harness.segmenter import FitContext, RunEnv
 
 TINY_ARCH = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_attention_heads=2,
                  depths=[1, 1, 1], num_group_tokens=[8, 4, 0], num_output_groups=[8, 4, 4],
                  text_hidden_size=32, text_intermediate_size=64, text_layers=1, text_heads=2, context_length=48,
                  projection_dim=16, projection_intermediate_dim=32)
 TINY_BACKBONE = dict(checkpoint=None, arch=TINY_ARCH,
-                     standin=dict(steps=3, batch_size=8, lr=1e-3, warmup=1, phrases=2, seed=0))
+                     standin=dict(steps=3, batch_size=8, lr=1e-3, weight_decay=0.05, warmup=1, phrases=2, seed=0))
 
 
 def random_model(arch=TINY_ARCH, seed=0):
@@ -147,8 +148,6 @@ def official_by_transformers(segmenter, images, texts, size):
     then per group argmax over classes of softmax(scaled similarity)² with [query, dummy] as classes."""
     from transformers.models.groupvit.modeling_groupvit import get_grouping_from_attentions
 
-    from harness.backbones.groupvit import normalise_pixels
-
     model = segmenter.model
     tokens = segmenter.tokenizer(list(texts) + [segmenter.dummy_query])
     out = model(pixel_values=normalise_pixels(images, segmenter.backbone_cfg), output_segmentation=True,
@@ -246,7 +245,8 @@ def test_fit_sees_no_masks_updates_weights_and_logs(env, synthref_root):
     cfg = dict(type="groupvit", input_size=32, backbone=copy.deepcopy(TINY_BACKBONE))
     seg = GroupViTSegmenter(cfg, env)
     before = {k: v.clone() for k, v in seg.model.state_dict().items()}
-    log = seg.fit(train, dict(batch_size=8, lr=1e-3, epochs=1, max_steps=2, phrases=2), seed=0, progress=False)
+    log = seg.fit(train, dict(batch_size=8, lr=1e-3, epochs=1, max_steps=2, phrases=2, weight_decay=0.0, schedule="constant", warmup_steps=0), seed=0,
+                  ctx=FitContext(progress=False))
     assert log["steps"] == 2 and all(torch.isfinite(torch.tensor(log["loss_per_epoch"])))
     changed = [k for k, v in seg.model.state_dict().items() if not torch.equal(v, before[k])]
     assert any("vision_model" in k for k in changed) and any("text_model" in k for k in changed)

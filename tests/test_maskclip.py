@@ -14,6 +14,7 @@ from harness.backbones.clip import CLIP_STANDIN, standin_clip_model
 from harness.backbones.standin_training import merged
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
+from harness.segmenter import FitContext
 from tests.baseline_data import batch_images, small_synthref_root, smoke_run, write_tiny_dataset  # noqa: F401 (fixture synthref_root)
 
 TINY_CLIP = dict(embed_dim=16, vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
@@ -120,7 +121,8 @@ def test_fit_without_masks_then_predict_in_unit_range(tiny):
     torch.manual_seed(0)
     seg = MaskCLIP(tiny_cfg(), env)
     before = {k: v.clone() for k, v in seg.clip.state_dict().items()}
-    log = seg.fit(train, dict(batch_size=8, lr=1e-3, epochs=2), seed=0, progress=False)
+    train_cfg = dict(batch_size=8, lr=1e-3, epochs=2, weight_decay=0.0, schedule="constant", warmup_steps=0)
+    log = seg.fit(train, train_cfg, seed=0, ctx=FitContext(progress=False))
     assert log["steps"] == 4 and len(log["loss_per_epoch"]) == 2
     assert all(math.isfinite(x) for x in log["loss_per_epoch"]) and log["seconds"] > 0
     assert any(not torch.equal(before[k], v) for k, v in seg.clip.state_dict().items())
@@ -134,7 +136,7 @@ def test_zero_shot_fit_trains_nothing(tiny):
     env, train = tiny
     seg = MaskCLIP(tiny_cfg(finetune=False), env)
     before = {k: v.clone() for k, v in seg.clip.state_dict().items()}
-    assert seg.fit(train, dict(batch_size=8), seed=0, progress=False) == {"finetune": False}
+    assert seg.fit(train, dict(batch_size=8), seed=0, ctx=FitContext(progress=False)) == {"finetune": False}
     assert all(torch.equal(before[k], v) for k, v in seg.clip.state_dict().items())
 
 

@@ -19,7 +19,8 @@ import torch
 from transformers import BertModel, GroupViTModel
 
 from harness.backbones import build_bert, build_clip, build_vit
-from harness.backbones.groupvit import build_groupvit, clip_bpe_tokenizer, encode_images, encode_texts
+from harness.backbones.groupvit import build_groupvit, clip_bpe_tokenizer
+from harness.backbones.groupvit_loss import encode_images, encode_texts
 from harness.errors import CheckpointError
 from harness.segmenter import RunEnv
 from tests import official_checkpoints as official

@@ -23,10 +23,13 @@ CALLS = {"fit": 0, "predict": 0}
 
 @SEGMENTERS.register_module("test_fixed_box", force=True)
 class FixedBox(Segmenter):
-    def fit(self, train, train_cfg, seed, progress=True):
+    def fit(self, train, train_cfg, seed, ctx):
         CALLS["fit"] += 1
         with pytest.raises(Exception):
             train.mask(0)  # the train split never exposes masks
+        # The runner's plumbing rides in the FitContext, never in the user's train config.
+        assert set(train_cfg) == {"batch_size", "lr", "max_steps", "epochs"}
+        assert ctx.state.tag and ctx.state.directory.name == "train_state" and not ctx.state.resume
         return {"loss": [1.0, 0.5], "epochs": train_cfg["epochs"]}
 
     def predict(self, images, texts, samples=None):

@@ -8,7 +8,7 @@ from transformers import BertConfig, BertModel
 
 from harness.backbones.vit import PatchEncoder, standin_vit
 from harness.errors import ConfigError
-from harness.segmenter import RunEnv
+from harness.segmenter import FitContext, RunEnv
 from sag_model.model import SaG, combine_attention
 
 TINY = dict(type="sag", input_size=32, dim=32, slots=dict(type="entity", groups=3, samples=2), T=2,
@@ -36,6 +36,12 @@ class WordBert(nn.Module):
 
     def forward(self, input_ids, attention_mask):
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+# SaG's training keys as configs/sag.py sets them (the lr and the budget vary per test).
+TRAIN = dict(batch_size=8, lr=1e-5, vit_lr_scale=0.1, bert_lr_scale=1.0, weight_decay=1e-4, grad_clip=0.1,
+             warmup_steps=50, epochs=50)
+QUIET = FitContext(progress=False)
 
 
 def tiny_backbones():
@@ -148,14 +154,14 @@ def test_fit_sees_no_masks_and_a_few_steps_reduce_the_loss(tmp_path, synthref_ro
     train = load_refer(synthref_root, "synthref", "train")
     assert not train.has_masks                                   # the reader exposes none to fit
     sag = tiny_sag(tmp_path, eval_slots="mean")
-    train_cfg = dict(batch_size=8, lr=5e-3, vit_lr_scale=0.1, warmup_steps=1, max_steps=24, epochs=99, grad_clip=1.0)
-    log = sag.fit(train, train_cfg, seed=0, progress=False)
+    train_cfg = dict(TRAIN, lr=5e-3, warmup_steps=1, max_steps=24, epochs=99, grad_clip=1.0)
+    log = sag.fit(train, train_cfg, seed=0, ctx=QUIET)
     assert log["steps"] == 24 and len(log["loss"]) == 24
     first, last = np.mean(log["loss"][:4]), np.mean(log["loss"][-4:])
     assert last < first - 0.15, (first, last)            # measured: 3.05 -> 2.76
     assert np.mean(log["rec"][-4:]) < 0.9 * np.mean(log["rec"][:4])
     # same seed, same data: the same training curve (deterministic on CPU)
-    again = tiny_sag(tmp_path, eval_slots="mean").fit(train, train_cfg, seed=0, progress=False)
+    again = tiny_sag(tmp_path, eval_slots="mean").fit(train, train_cfg, seed=0, ctx=QUIET)
     assert again["loss"] == log["loss"]
 
 
@@ -168,15 +174,14 @@ def test_divergence_names_method_seed_and_step(tmp_path, synthref_root):
         sag.net.text_proj.weight.fill_(float("nan"))
     train = load_refer(synthref_root, "synthref", "train")
     with pytest.raises(TrainingDivergedError, match=r"sag seed 3: loss became nan at step 0"):
-        sag.fit(train, dict(batch_size=8, max_steps=2, warmup_steps=1), seed=3, progress=False)
+        sag.fit(train, dict(TRAIN, max_steps=2, warmup_steps=1), seed=3, ctx=QUIET)
 
 
 def test_optimizer_groups_scale_the_backbones_and_the_slot_gaussians(tmp_path):
-    from sag_model.training import build_optimizer, resolve_train_cfg
+    from sag_model.training import param_groups
 
     net = tiny_sag(tmp_path).net
-    cfg = resolve_train_cfg(dict(lr=1e-3, vit_lr_scale=0.1, bert_lr_scale=0.5, slot_lr_scale=10.0))
-    groups = build_optimizer(net, cfg).param_groups
+    groups = param_groups(net, dict(lr=1e-3, vit_lr_scale=0.1, bert_lr_scale=0.5, slot_lr_scale=10.0))
     lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert lr_of[id(net.vit.vit.patch_embed.proj.weight)] == pytest.approx(1e-4)
     assert lr_of[id(net.text_proj.weight)] == pytest.approx(1e-3)
@@ -184,3 +189,15 @@ def test_optimizer_groups_scale_the_backbones_and_the_slot_gaussians(tmp_path):
     assert lr_of[id(net.discovery.slots.logvar)] == pytest.approx(1e-2)
     assert lr_of[id(next(net.bert.parameters()))] == pytest.approx(5e-4)
     assert len(lr_of) == sum(1 for p in net.parameters() if p.requires_grad)
+
+
+def test_slot_gaussians_share_the_base_lr_without_a_scale_and_missing_keys_are_named(tmp_path):
+    from sag_model.training import param_groups
+
+    net = tiny_sag(tmp_path).net
+    groups = param_groups(net, dict(lr=1e-3, vit_lr_scale=0.1, bert_lr_scale=0.5))
+    assert len(groups) == 3
+    last = {id(p) for p in groups[-1]["params"]}
+    assert id(net.discovery.slots.mu) in last and groups[-1]["lr"] == 1e-3
+    with pytest.raises(ConfigError, match="train.bert_lr_scale"):
+        param_groups(net, dict(lr=1e-3, vit_lr_scale=0.1))

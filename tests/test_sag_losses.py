@@ -1,14 +1,11 @@
 """Psi (fusion), the reconstruction decoder and the losses of SaG: normalisation and stop-gradients."""
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from sag_model.decoder import SpatialBroadcastDecoder
 from sag_model.fusion import ModalityFusion
 from sag_model.losses import c3_loss, loss_warmup_factor, reconstruction_loss
-from sag_model.training import lr_factor
 
 
 def test_fusion_attention_sums_to_one_and_output_is_unit_norm():
@@ -70,8 +67,6 @@ def test_decoder_alpha_sums_to_one_over_slots_and_learns_to_reconstruct():
     assert first > 0.8 and loss.item() < 0.02 * first
 
 
-def test_warmup_and_cosine_schedule():
+def test_loss_warmup():
     assert loss_warmup_factor(0, 10) == 0.1 and loss_warmup_factor(9, 10) == 1.0
     assert loss_warmup_factor(100, 0) == 1.0
-    assert lr_factor(5, 10, 100) == 1.0 and lr_factor(10, 10, 100) == 1.0
-    assert math.isclose(lr_factor(60, 10, 100), 0.5)

@@ -10,6 +10,7 @@ from baselines.tseg import TSEG
 from baselines.tseg_loss import batch_candidates, mlpa_bce_loss, mlpa_image_scores, patch_text_scores
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
+from harness.segmenter import FitContext
 from tests.baseline_data import batch_images, small_synthref_root, smoke_run, write_tiny_dataset  # noqa: F401 (fixture synthref_root)
 
 
@@ -56,6 +57,8 @@ def test_patch_text_scores_are_cosines_over_temperature():
     assert torch.allclose(patch_text_scores(patches, texts, 0.5)[0, :, 0], torch.tensor([1.2, 0.0]))
 
 
+# The loop's keys as configs/tseg.py sets them (no clipping, constant lr for a few steps).
+TRAIN = dict(batch_size=8, backbone_lr_scale=0.1, weight_decay=0.0, schedule="constant", warmup_steps=0)
 TINY_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, steps=3, batch_size=4, warmup=1)
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                  max_position_embeddings=32, steps=3, batch_size=4, warmup=1)
@@ -78,7 +81,7 @@ def test_fit_without_masks_then_predict_in_unit_range(tiny):
         train.mask(0)
     seg = TSEG(tiny_cfg(), env)
     head_before = seg.heads["patch"].weight.clone()
-    log = seg.fit(train, dict(batch_size=8, lr=1e-2, backbone_lr_scale=0.1, epochs=3), seed=0, progress=False)
+    log = seg.fit(train, dict(TRAIN, lr=1e-2, epochs=3), seed=0, ctx=FitContext(progress=False))
     assert log["steps"] == 6 and all(math.isfinite(x) for x in log["loss_per_epoch"])
     assert log["loss_per_epoch"][-1] < log["loss_per_epoch"][0]
     assert not torch.equal(head_before, seg.heads["patch"].weight)
@@ -95,8 +98,8 @@ def test_fit_without_masks_then_predict_in_unit_range(tiny):
 
 def test_fit_is_deterministic_for_a_seed(tiny):
     env, train = tiny
-    logs = [TSEG(tiny_cfg(), env).fit(train, dict(batch_size=8, lr=1e-2, epochs=1), seed=3, progress=False)
-            for _ in range(2)]
+    logs = [TSEG(tiny_cfg(), env).fit(train, dict(TRAIN, lr=1e-2, epochs=1), seed=3,
+                                      ctx=FitContext(progress=False)) for _ in range(2)]
     assert logs[0]["loss_per_epoch"] == logs[1]["loss_per_epoch"]
 
 

@@ -104,15 +104,17 @@ class TinyProbe(Segmenter):
     def modules(self):
         return {"net": self.net}
 
-    def fit(self, train, train_cfg, seed, progress=True):
-        from baselines.fit_loop import run_training
+    def fit(self, train, train_cfg, seed, ctx):
+        from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs
 
         with torch.random.fork_rng(devices=[]):  # the init depends on the run seed only
             torch.manual_seed(seed)
             self.net = ProbeNet(int(self.cfg.get("hidden", 16)), float(self.cfg.get("dropout", 0.0)))
-        groups = [{"params": list(self.net.parameters()), "lr": float(train_cfg.get("lr", 0.05))}]
-        log = run_training("tiny_probe", ProbeLoss(self.net, self.cfg.get("nan_at_step")), groups,
-                           train, train_cfg, seed, self.input_size, progress)
+        plan = plan_epochs(train_cfg, len(train))
+        recipe = fine_tune_recipe(train_cfg, [{"params": list(self.net.parameters()), "lr": base_lr(train_cfg)}],
+                                  plan.total_steps)
+        log = fit_epochs("tiny_probe", ProbeLoss(self.net, self.cfg.get("nan_at_step")), recipe,
+                         train, plan, seed, self.input_size, ctx)
         return dict(log, world_size=distributed.world_size())
 
     @torch.no_grad()
@@ -124,7 +126,8 @@ class TinyProbe(Segmenter):
 def write_config(path: Path, **train) -> Path:
     """A config file for tiny_probe on the synthref family (`--config PATH`)."""
     base = Path(__file__).resolve().parent.parent / "configs" / "_base_" / "synthref.py"
-    train = {"batch_size": 8, "lr": 0.05, "epochs": 2, "schedule": "cosine", **train}
+    train = {"batch_size": 8, "lr": 0.05, "epochs": 2, "schedule": "cosine", "weight_decay": 0.0,
+             "warmup_steps": 0, **train}
     path.write_text(f"_base_ = [{str(base)!r}]\n"
                     "method = dict(type='tiny_probe', input_size=16, hidden=16, dropout=0.0)\n"
                     f"train = dict(**{train!r})\n"

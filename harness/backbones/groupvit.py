@@ -5,6 +5,7 @@
                 original NVlabs checkpoint file (`{"model": state_dict}`, keys `img_encoder.*`, ...)
     arch        architecture of an NVlabs `.pth` or of the stand-in (keys below); default GroupViT-S
     standin     the synthref pretraining stand-in's schedule (see groupvit_pretrain.py)
+Its forward passes (`normalise_pixels`, `encode_images`, `encode_texts`) and loss are in groupvit_loss.py.
     mean, std   pixel normalisation (GroupViT was trained with ImageNet statistics)
 
 Tokenizers: GroupViT uses CLIP's BPE. For an NVlabs `.pth`, `clip_bpe_tokenizer` writes open_clip's
@@ -27,13 +28,12 @@ from pathlib import Path
 
 import torch
 
+from harness.backbones.groupvit_loss import IMAGENET_MEAN, IMAGENET_STD
+from harness.backbones.groupvit_pretrain import pretrain_standin, standin_value
 from harness.backbones.state_dicts import (describe_keys, first_line, quiet_transformers_loading,
                                            read_torch_pickle, size_mismatches)
 from harness.backbones.pretrain_cache import cached_pretrain, require_captions
-from harness.errors import CheckpointError, DataError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from harness.errors import CheckpointError, ConfigError, DataError
 
 # GroupViT-S as released (gcc-yfcc / gcc-redcaps): the architecture an NVlabs `.pth` holds by default.
 GROUPVIT_S = dict(
@@ -317,48 +317,15 @@ def build_groupvit(cfg: dict, env):
     if not vocab.is_file():
         raise DataError(vocab, "the GroupViT stand-in needs the dataset's vocab.txt beside captions.json")
     standin["vocab"] = hashlib.sha256(vocab.read_bytes()).hexdigest()[:16]   # part of the cache key
-    from harness.backbones.groupvit_pretrain import pretrain_standin
 
-    folder = cached_pretrain("groupvit", standin, env.data_root, env.cache_dir,
-                             lambda out: pretrain_standin(standin, env.data_root, out, progress=env.progress))
-    return load_transformers_folder(folder)
+    def pretrain(out_dir: Path) -> None:
+        from transformers import GroupViTModel
 
+        torch.manual_seed(int(standin_value(standin, "seed")))   # initial weights from the stand-in's seed
+        if "context_length" not in standin["arch"]:
+            raise ConfigError("method.backbone.arch.context_length: missing (the stand-in tokenizer's length)")
+        tokenizer = vocab_tokenizer(vocab, int(standin["arch"]["context_length"]))
+        model = GroupViTModel(groupvit_config(standin["arch"], special_token_ids(tokenizer))).train()
+        pretrain_standin(model, tokenizer, standin, env.data_root, out_dir, progress=env.progress)
 
-def normalise_pixels(images: torch.Tensor, cfg: dict) -> torch.Tensor:
-    """[B, 3, S, S] in [0, 1] -> the model's input statistics."""
-    mean = torch.tensor(cfg.get("mean", IMAGENET_MEAN), dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.get("std", IMAGENET_STD), dtype=images.dtype).view(1, 3, 1, 1)
-    return (images - mean) / std
-
-
-def encode_texts(model, *token_batches: dict) -> torch.Tensor:
-    """Projected text embeddings [T, D] (not normalised) of one or more tokenizer outputs, in order.
-
-    Several batches run the text tower separately (so short prompts are not padded to a long
-    caption's length) and share one pass through the projection head (one BatchNorm batch).
-    """
-    pooled = [model.text_model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).pooler_output
-              for t in token_batches]                            # each [T_i, C_text]
-    return model.text_projection(torch.cat(pooled))              # [T, C_text] -> [T, D]
-
-
-def encode_images(model, pixels: torch.Tensor, with_groups: bool = False):
-    """Projected image embeddings [B, D]; with `with_groups` also (group embeddings [B, G, D],
-    soft patch->final-group assignment [B, N, G], patch grid (h, w)).
-
-    The assignment chains the grouping stages' soft assignments (each patch's row sums to 1), as
-    GroupViT does to carry groups back to pixels.
-    """
-    out = model.vision_model(pixel_values=pixels, output_attentions=with_groups, return_dict=True)
-    image_x = model.visual_projection(out.pooler_output)         # [B, C] -> [B, D]
-    if not with_groups:
-        return image_x
-    groups = out.last_hidden_state                               # [B, G, C] after the final LayerNorm
-    group_x = model.visual_projection(groups.flatten(0, 1)).view(groups.shape[0], groups.shape[1], -1)
-    assignment = None
-    for stage_attn in out.attentions:                            # each [B, G_i, N_i], softmax over G_i
-        step = stage_attn.transpose(1, 2)                        # [B, N_i, G_i]
-        assignment = step if assignment is None else assignment @ step   # [B, N, G_i]
-    patch = model.config.vision_config.patch_size
-    grid = (pixels.shape[2] // patch, pixels.shape[3] // patch)
-    return image_x, group_x, assignment, grid
+    return load_transformers_folder(cached_pretrain("groupvit", standin, env.data_root, env.cache_dir, pretrain))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
 from harness.backbones.pretrain_cache import load_caption_pairs
-from harness.backbones.standin_training import run_steps, sample_batch, save_standin
+from harness.backbones.standin_training import pretrain_steps, sample_batch, save_standin
 
 
 def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, tokenizer: BertTokenizer,
@@ -55,7 +55,7 @@ def train_bert_standin(config: BertConfig, tokenizer: BertTokenizer, standin: di
         logits = model(input_ids=corrupted, attention_mask=attention[picks]).logits  # [B, L, V]
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
-    curve = run_steps("bert", model.parameters(), standin, step_loss, progress)
+    curve = pretrain_steps("bert", model.parameters(), standin, step_loss, progress)
     model.eval()
     save_standin(out_dir, model.bert, curve)
     return curve

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.backbones.phrases import phrases_of
-from harness.backbones.standin_training import (load_caption_images, run_steps, sample_batch,
+from harness.backbones.standin_training import (load_caption_images, pretrain_steps, sample_batch,
                                                 save_standin)
 
 
@@ -116,7 +116,7 @@ def train_clip_standin(model, tokenizer, standin: dict, data_root: Path, out_dir
             loss = loss + dense_weight * multi_positive_loss(logits, positive)
         return loss
 
-    curve = run_steps("clip", model.parameters(), standin, step_loss, progress)
+    curve = pretrain_steps("clip", model.parameters(), standin, step_loss, progress)
     model.eval()
     save_standin(out_dir, model, curve)
     return curve

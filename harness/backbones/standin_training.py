@@ -1,9 +1,9 @@
-"""What every stand-in pretraining shares: caption data in memory, a seeded scope, the step loop.
+"""What every stand-in pretraining shares: caption data in memory, a seeded scope, the recipe.
 
-The loops themselves live next to their objective: `standin_clip.py` (contrastive),
-`standin_vit.py` (multi-label classification), `standin_bert.py` (masked language modelling).
-Each writes `weights.pt` and `curve.json` (losses per step, seconds) into the folder that
-`cached_pretrain` hands it, and prints a one-line loss-curve summary.
+The objectives live in `standin_clip.py` (contrastive), `standin_vit.py` (multi-label
+classification), `standin_bert.py` (masked language modelling); each trains through the harness's
+one fit loop (harness/fit_loop.py `fit_steps`, which prints the loss-curve summary) and writes
+`weights.pt` and `curve.json` (losses per step, seconds) into the folder `cached_pretrain` hands it.
 """
 
 from __future__ import annotations
@@ -11,20 +11,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import re
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from harness.backbones.pretrain_cache import load_caption_pairs
 from harness.data.images import read_rgb
-from harness.errors import TrainingDivergedError
+from harness.fit_loop import Recipe, Schedule, fit_steps
 
 # Words that carry no visual content: excluded from the ViT stand-in's label vocabulary.
 STOPWORDS = frozenset("""a an the and or of in on at to with is are there this that it its
@@ -76,48 +72,16 @@ def squash(image: torch.Tensor, size: int) -> torch.Tensor:
                          align_corners=False)[0]
 
 
-def cosine_lr(step: int, steps: int, base_lr: float, warmup: int) -> float:
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+def standin_recipe(params, standin: dict) -> Recipe:
+    """AdamW at `standin["lr"]`, linear warm-up over `warmup` steps then cosine to 0 at `steps`."""
+    schedule = Schedule(int(standin["steps"]), int(standin["warmup"]), decay="cosine", float_order="lr_ramp")
+    return Recipe([{"params": list(params), "lr": standin["lr"]}], standin["weight_decay"], schedule)
 
 
-def run_steps(kind: str, params, standin: dict, step_loss: Callable[[int], torch.Tensor],
-              progress: bool = True) -> dict:
-    """AdamW with warmup + cosine for `standin["steps"]` steps of `step_loss(step)`; returns the curve.
-
-    Raises TrainingDivergedError on a non-finite loss, naming the stand-in and step.
-    """
-    steps = int(standin["steps"])
-    optimizer = torch.optim.AdamW(params, lr=standin["lr"], weight_decay=standin["weight_decay"])
-    losses, started, last_finite = [], time.perf_counter(), None
-    bar = tqdm(range(steps), desc=f"{kind} stand-in pretraining", disable=not progress, leave=False)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, steps, standin["lr"], int(standin.get("warmup", 0)))
-        loss = step_loss(step)
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(f"{kind} stand-in pretraining: loss {loss.item()} at step {step}; "
-                                        f"last finite loss {last_finite}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        last_finite = loss.item()
-        losses.append(last_finite)
-        bar.set_postfix(loss=f"{last_finite:.3f}")
-    curve = {"losses": losses, "seconds": time.perf_counter() - started}
-    print(curve_summary(kind, curve))
-    return curve
-
-
-def curve_summary(kind: str, curve: dict) -> str:
-    losses = curve["losses"]
-    if not losses:
-        return f"{kind} stand-in: no steps"
-    first, mid, last = losses[0], losses[len(losses) // 2], losses[-1]
-    return (f"{kind} stand-in pretraining: loss {first:.3f} (first) → {mid:.3f} (mid) → {last:.3f} (last) "
-            f"over {len(losses)} steps in {curve['seconds']:.1f} s")
+def pretrain_steps(kind: str, params, standin: dict, step_loss, progress: bool = True) -> dict:
+    """`standin["steps"]` steps of `step_loss(step)` through harness/fit_loop.py; returns the curve."""
+    return fit_steps(f"{kind} stand-in pretraining", standin_recipe(params, standin), int(standin["steps"]),
+                     step_loss, progress)
 
 
 def save_standin(out_dir: Path, module: torch.nn.Module, curve: dict, extra: dict | None = None) -> None:

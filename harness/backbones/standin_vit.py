@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.backbones.standin_training import (STOPWORDS, caption_words, load_caption_images,
-                                                run_steps, sample_batch, save_standin)
+                                                pretrain_steps, sample_batch, save_standin)
 from harness.errors import ConfigError
 
 
@@ -69,7 +69,7 @@ def train_vit_standin(encoder: nn.Module, standin: dict, data_root: Path, out_di
         return F.binary_cross_entropy_with_logits(logits, targets[picks])
 
     params = list(encoder.parameters()) + list(head.parameters())
-    curve = run_steps("vit", params, standin, step_loss, progress)
+    curve = pretrain_steps("vit", params, standin, step_loss, progress)
     encoder.eval()
     save_standin(out_dir, encoder, curve, {"labels": labels})
     return curve
