@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from harness import distributed
-
-
 def false_negative_mask(image_ids: Sequence, texts: Optional[Sequence[str]] = None) -> torch.Tensor:
     """bool [B, B]: True where pair (i, j), i ≠ j, shares the image (or the text string)."""
     ids = list(image_ids)

@@ -41,9 +41,9 @@ from harness.backbones.groupvit import build_groupvit
 from harness.backbones.groupvit_loss import encode_images, encode_texts, loss_on_batch, normalise_pixels
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError
-from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs, train_value
+from harness.run.fit_loop import FitContext, base_lr, fine_tune_recipe, fit_epochs, plan_epochs, train_value
 from harness.registry import SEGMENTERS
-from harness.segmenter import FitContext, RunEnv, Segmenter
+from harness.segmenter import RunEnv, Segmenter
 
 DEFAULT_DUMMY_QUERY = "a photo of a nothing"
 
@@ -99,7 +99,7 @@ def referring_scores(group_x: torch.Tensor, query_x: torch.Tensor, dummy_x: torc
 
 
 class GroupViTLoss(torch.nn.Module):
-    """`forward(images in [0, 1], texts, image_ids) -> loss`: what harness/fit_loop.py trains."""
+    """`forward(images in [0, 1], texts, image_ids) -> loss`: what harness/run/fit_loop.py trains."""
 
     def __init__(self, model, tokenizer, backbone_cfg: dict, phrases: int, seed: int):
         super().__init__()

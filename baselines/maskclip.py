@@ -25,9 +25,9 @@ from baselines.contrastive import clip_contrastive_loss
 from harness.backbones.clip import build_clip, clip_normalise
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError
-from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs
+from harness.run.fit_loop import FitContext, base_lr, fine_tune_recipe, fit_epochs, plan_epochs
 from harness.registry import SEGMENTERS
-from harness.segmenter import FitContext, RunEnv, Segmenter
+from harness.segmenter import RunEnv, Segmenter
 
 # The official MaskCLIP prompt ensemble: CLIP's 80 ImageNet templates plus 5 scene templates.
 SCENE_TEMPLATES = ("there is a {} in the scene.", "there is the {} in the scene.", "this is a {} in the scene.",

@@ -29,9 +29,9 @@ from harness.backbones.bert import build_bert
 from harness.backbones.vit import build_vit
 from harness.data.types import RefDataset, RefSample
 from harness.errors import ConfigError
-from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs, train_value
+from harness.run.fit_loop import FitContext, base_lr, fine_tune_recipe, fit_epochs, plan_epochs, train_value
 from harness.registry import SEGMENTERS
-from harness.segmenter import FitContext, RunEnv, Segmenter
+from harness.segmenter import RunEnv, Segmenter
 
 TEXT_POOLS = ("cls", "mean")
 INFERENCES = ("similarity", "assignment")

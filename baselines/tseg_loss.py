@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 from harness import distributed
-
 Y_EPS = 1e-6  # keeps log(y) and log(1 − y) finite when an assignment saturates
 
 

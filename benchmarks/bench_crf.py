@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.postprocess import CRFConfig, CRFPool, available_cpus, dense_crf  # noqa: E402
+from harness.eval.postprocess import CRFConfig, CRFPool, available_cpus, dense_crf  # noqa: E402
 
 
 def synthetic_pair(seed: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

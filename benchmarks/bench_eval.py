@@ -7,7 +7,7 @@ and metrics under 5% of evaluation time). Prints; asserts nothing.
 
 The segmenters are built as `run` builds them (stand-in backbones from the cache, pretrained on
 first use) but not fine-tuned: evaluation cost does not depend on the weights. Stages are the
-runner's own timings (harness/run_eval.py): data = reading/resizing images and decoding masks,
+runner's own timings (harness/run/eval_pass.py): data = reading/resizing images and decoding masks,
 predict = the model forward, metrics = protocol (resize to the original size, min-max) plus the
 evaluator. The first pass warms the image cache; the figures are from a second pass.
 """
@@ -45,7 +45,7 @@ def build_segmenter(spec: str, profile: str, data_root: Path):
 def time_eval(spec: str, profile: str, data_root: Path, split: str, limit) -> dict:
     """Timings (seconds by stage) of the second of two evaluation passes, and n."""
     from harness.data.datasets import open_split
-    from harness.run_eval import evaluate_split
+    from harness.run.eval_pass import evaluate_split
 
     segmenter, cfg = build_segmenter(spec, profile, data_root)
     dataset = open_split("synthref", split, data_root=data_root, limit=limit)

@@ -34,7 +34,8 @@ def fit_once(spec: str, profile: str, data_root: Path, steps: int) -> tuple[floa
     from harness.paths import cache_dir
     from harness.registry import segmenter_class
     from harness.seeding import seed_everything
-    from harness.segmenter import FitContext, RunEnv
+    from harness.segmenter import RunEnv
+    from harness.run.fit_loop import FitContext
 
     resolved = load_run_config(spec, "synthref", profile, [f"train.max_steps={steps}"])
     seed_everything(0)

@@ -136,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; the exit status (0 ok, 1 internal failure, 2 user mistake)."""
     from harness import cli_commands
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_taus(text: str) -> list[float]:
-    from harness.protocol import check_tau
+    from harness.eval.protocol import check_tau
 
     taus = [check_tau(item) for item in comma_list(text, "--taus")]
     return sorted(set(taus))
@@ -57,7 +57,7 @@ def check_data_root(dataset: str, data_root) -> None:
 def check_splits(dataset: str, splits: list[str], split_by=None) -> None:
     """Each split exists under the dataset's split scheme (G-Ref umd has test; google has not)."""
     from harness.data.datasets import dataset_info
-    from harness.runner import evaluable_splits_of
+    from harness.run.runner import evaluable_splits_of
 
     known = evaluable_splits_of(dataset, split_by)
     info = dataset_info(dataset)
@@ -90,7 +90,7 @@ def check_methods(specs: list[str]) -> None:
 
 
 def check_table(name: str) -> None:
-    from harness.table_specs import table_names
+    from harness.report.table_specs import table_names
 
     if name not in table_names():
         raise UnknownNameError("table", name, table_names())
@@ -110,7 +110,7 @@ def cmd_list(args) -> int:
         print(f"  {name:<12} {present}")
     print("tables:")
     try:
-        from harness.table_specs import table_names
+        from harness.report.table_specs import table_names
     except ImportError as exc:
         print(f"  (table specs not available: {exc})")
     else:
@@ -124,7 +124,6 @@ def _method_rows() -> list[tuple[str, str]]:
     import importlib
 
     from harness import registry
-
     broken = []
     for module in registry.METHOD_MODULES:
         try:
@@ -167,7 +166,7 @@ def cmd_data(args) -> int:
 # ----------------------------------------------------------------------------------------- run
 
 def run_options(args, dataset: str, splits, taus, crf, profile, split_by=None):
-    from harness.runner import RunOptions, command_line
+    from harness.run.runner import RunOptions, command_line
 
     return RunOptions(
         dataset=dataset, profile=profile, splits=splits, taus=taus, crf=crf,
@@ -193,7 +192,7 @@ def cmd_run(args) -> int:
     """`run`: one batch of runs from the flags, or every run a table needs (`--table`, whose
     runs bring their own methods, splits, seeds, τ and CRF; an explicit --profile wins)."""
     from harness import distributed
-    from harness.runner import run_many
+    from harness.run.runner import run_many
 
     _check_counts(args)
     batches = _table_batches(args) if args.table else [_flag_batch(args)]
@@ -216,8 +215,8 @@ def cmd_run(args) -> int:
 
 
 def _print_summaries(batches, results_dir) -> None:
-    from harness.run_summary import summary_table
-    from harness.runner import store_dataset
+    from harness.report.run_summary import summary_table
+    from harness.run.runner import store_dataset
 
     by_dataset: dict[str, list[str]] = {}
     for specs, _, opts in batches:
@@ -243,7 +242,7 @@ def _table_batches(args):
     """(specs, seeds, options) per run a table needs; --profile/--seeds given explicitly win.
     A run's dataset may name a split scheme (`refcocog@umd`, configs/tables/*.py)."""
     from harness.data.datasets import parse_dataset_key
-    from harness.table_specs import required_runs
+    from harness.report.table_specs import required_runs
 
     check_table(args.table)
     if args.split_by is not None:
@@ -263,7 +262,7 @@ def _table_batches(args):
 # ------------------------------------------------------------------------------------ readers
 
 def cmd_table(args) -> int:
-    from harness.tables import render_table
+    from harness.report.tables import render_table
 
     check_table(args.name)
     print(render_table(args.name, Path(args.results), fmt=args.format, paper=args.paper,
@@ -272,8 +271,8 @@ def cmd_table(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from harness.protocol import check_tau
-    from harness.score import format_score_table, score_predictions
+    from harness.eval.protocol import check_tau
+    from harness.eval.score import format_score_table, score_predictions
 
     check_dataset(args.dataset)
     check_split_scheme(args.dataset, args.split_by, args.phrasecut_list)
@@ -293,13 +292,13 @@ def cmd_score(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from harness.check import run_check
+    from harness.report.check import run_check
 
     return run_check(Path(args.results), Path(args.reference), args.tolerance, args.update)
 
 
 def cmd_figure(args) -> int:
-    from harness.figures import entity_figure
+    from harness.report.figures import entity_figure
     from harness.registry import explaining_methods
 
     if args.n < 1:
@@ -329,7 +328,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness.report import stored_entity_figure, write_report
+    from harness.report.markdown import stored_entity_figure, write_report
 
     results = Path(args.results)
     out = write_report(results, Path(args.out), entity_figure=stored_entity_figure(results))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+from harness.data.datasets import is_synthetic
 from harness.errors import ConfigError, UnknownNameError
 from harness.overrides import apply_override, parse_value  # noqa: F401  (the `--set` rule)
 from harness.paths import configs_dir
@@ -64,15 +65,11 @@ def split_method_spec(spec: str) -> tuple[str, Optional[str]]:
 
 def config_file_for(method: str, dataset: str) -> Path:
     """Where a method's config lives for this dataset's family."""
-    from harness.data.datasets import is_synthetic
-
     suffix = "" if is_synthetic(dataset) else REAL_CONFIG_SUFFIX
     return configs_dir() / f"{method}{suffix}.py"
 
 
 def base_file_for(dataset: str) -> Path:
-    from harness.data.datasets import is_synthetic
-
     return configs_dir() / "_base_" / ("synthref.py" if is_synthetic(dataset) else "real.py")
 
 

@@ -11,6 +11,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from harness.errors import ConfigError
 
 
 def init_distributed() -> bool:
@@ -108,7 +109,6 @@ def local_batch_size(global_batch: int) -> int:
     """Per-rank batch so that the global batch stays what the config says."""
     ws = world_size()
     if global_batch % ws:
-        from harness.errors import ConfigError
         raise ConfigError(f"batch_size {global_batch} is not divisible by the world size {ws}")
     return global_batch // ws
 

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness.errors import HarnessError
+from harness.data.datasets import dataset_info, phrasecut_folder
+from harness.data.phrasecut import PHRASECUT_LISTS, ImageSizes, rasterise, read_tasks, task_list_file
+from harness.data.refer import read_instances, read_refs, refer_files, segmentation_rle
+from harness.doctor_checkpoints import check_checkpoints
+from harness.errors import DataError, HarnessError
 
 REFER_CHECKS = (("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "google"), ("refcocog", "umd"))
 SAMPLE = 20                 # images checked and annotations rasterised per dataset
@@ -46,7 +50,6 @@ def run_doctor(data_root: Optional[Path], image_root: Optional[Path] = None, ove
             findings.append(Finding("data root", PROBLEM, [f"{data_root}: no dataset found (see "
                                                            "README 'Real data' for the layout)"]))
     if overrides or methods:
-        from harness.doctor_checkpoints import check_checkpoints
 
         findings += [Finding(name, OK if ok else PROBLEM, [line])
                      for name, ok, line in check_checkpoints(list(overrides), methods, data_root)]
@@ -69,9 +72,6 @@ def run_doctor(data_root: Optional[Path], image_root: Optional[Path] = None, ove
 
 def check_refer(data_root: Path, name: str, split_by: str, image_root: Optional[Path]) -> Finding:
     """One REFER dataset under one split scheme."""
-    from harness.data.datasets import dataset_info
-    from harness.data.refer import read_instances, read_refs, refer_files
-
     label = f"{name} ({split_by})"
     if not (Path(data_root) / name).is_dir():
         return Finding(label, ABSENT, [f"{Path(data_root) / name}/ not found"])
@@ -95,8 +95,6 @@ def _other_scheme_present(data_root: Path, name: str, split_by: str) -> bool:
 
 
 def _refs_summary(refs: list, splits: tuple, refs_file: Path) -> str:
-    from harness.errors import DataError
-
     counts: dict = {}
     for ref in refs:
         counts[ref["split"]] = counts.get(ref["split"], 0) + 1
@@ -114,9 +112,6 @@ def _refs_summary(refs: list, splits: tuple, refs_file: Path) -> str:
 
 def _refer_samples(refs, images, annotations, instances_file, refs_file, image_root: Path) -> list[str]:
     """Sampled refs point at annotations that decode and at images that exist."""
-    from harness.data.refer import segmentation_rle
-    from harness.errors import DataError
-
     step = max(1, len(refs) // SAMPLE)
     sampled = refs[::step][:SAMPLE]
     files = set()
@@ -137,9 +132,6 @@ def _refer_samples(refs, images, annotations, instances_file, refs_file, image_r
 
 def check_phrasecut(data_root: Path, image_root: Optional[Path], task_list: Optional[str]) -> Finding:
     """PhraseCut's val list (and train's, if there), sizes file, a sample of images and masks."""
-    from harness.data.datasets import phrasecut_folder
-    from harness.data.phrasecut import PHRASECUT_LISTS, ImageSizes, rasterise, read_tasks, task_list_file
-
     folder = phrasecut_folder(Path(data_root))
     if not any(folder.glob("refer_*.json")):
         return Finding("phrasecut", ABSENT, [f"no refer_<split>.json in {folder}"])
@@ -163,8 +155,6 @@ def check_phrasecut(data_root: Path, image_root: Optional[Path], task_list: Opti
 
 
 def _phrasecut_samples(tasks, sizes, images: Path, path: Path, rasterise) -> str:
-    from harness.errors import DataError
-
     step = max(1, len(tasks) // SAMPLE)
     sampled = tasks[::step][:SAMPLE]
     files = {images / f"{t['image_id']}.jpg" for t in sampled}

@@ -17,7 +17,11 @@ from typing import Optional
 
 import torch
 
+from harness.config import config_file_for, load_run_config, read_config_file
 from harness.errors import HarnessError
+from harness.paths import cache_dir
+from harness.registry import method_names, segmenter_class
+from harness.segmenter import RunEnv
 
 REAL_DATASET = "refcoco"     # any real dataset: they share the `_refcoco` configs
 
@@ -54,8 +58,6 @@ def _section(assignment: str) -> str:
 
 
 def _real_config(method: str) -> Optional[dict]:
-    from harness.config import config_file_for, read_config_file
-
     path = config_file_for(method, REAL_DATASET)
     return read_config_file(path) if path.is_file() else None
 
@@ -74,18 +76,11 @@ def _applies(assignment: str, method: str) -> bool:
 
 
 def _methods_named_by(overrides: list[str]) -> list[str]:
-    from harness.registry import method_names
-
     return [m for m in method_names() if any(_applies(o, m) for o in overrides)]
 
 
 def _build(method: str, overrides: list[str]) -> None:
     """The method's segmenter from its real config, on the CPU, in an empty data folder."""
-    from harness.config import load_run_config
-    from harness.paths import cache_dir
-    from harness.registry import segmenter_class
-    from harness.segmenter import RunEnv
-
     resolved = load_run_config(method, REAL_DATASET, "full", overrides)
     with tempfile.TemporaryDirectory(prefix="sag-doctor-") as empty:
         env = RunEnv(dataset=REAL_DATASET, data_root=Path(empty), cache_dir=cache_dir(),

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from harness.errors import ConfigError
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -27,8 +28,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def check_threads(value, key: str) -> Optional[int]:
     """`value` as a thread count (None: leave PyTorch's own); ConfigError naming `key` otherwise."""
-    from harness.errors import ConfigError
-
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -16,7 +16,6 @@ from typing import Optional
 import torch
 
 from harness.data.types import RefDataset, RefSample
-from harness.train_state import TrainState
 
 
 @dataclass
@@ -30,26 +29,11 @@ class RunEnv:
     progress: bool = True
 
 
-@dataclass(frozen=True)
-class FitContext:
-    """What `fit` is handed besides the user's train config: the training state to checkpoint
-    into and maybe resume from (harness/train_state.py; off by default), the device, the bar."""
-
-    state: TrainState = field(default_factory=lambda: TrainState(None))
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    progress: bool = True
-
-    @classmethod
-    def of(cls, env: RunEnv, state: Optional[TrainState] = None) -> "FitContext":
-        """The run's device and progress setting, with `state` (None: no checkpoints)."""
-        return cls(state or TrainState(None), env.device, env.progress)
-
-
 class Segmenter:
     """Base class. Subclasses register with `@SEGMENTERS.register_module("name")`."""
 
     # Method config keys that change only prediction, never `fit` (SaG: its inference scheme).
-    # Runs that differ only in these share one trained model (harness/runner.py `fit_hash`).
+    # Runs that differ only in these share one trained model (harness/run/runner.py `fit_hash`).
     EVAL_ONLY_KEYS: tuple[str, ...] = ()
 
     def __init__(self, cfg: dict, env: RunEnv):
@@ -61,15 +45,15 @@ class Segmenter:
     def finetune(self) -> bool:
         return bool(self.cfg.get("finetune", True))
 
-    def fit(self, train: RefDataset, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
+    def fit(self, train: RefDataset, train_cfg: dict, seed: int, ctx: "FitContext") -> dict:
         """Train from image–text pairs of `train` (which exposes no masks). Returns a training log.
 
-        Methods train through harness/fit_loop.py, handing it their loss and parameter groups."""
+        Methods train through harness/run/fit_loop.py, handing it their loss and parameter groups;
+        `ctx` is its `FitContext` (training state, device, progress bar)."""
         raise NotImplementedError
 
     def prepare_eval(self, dataset: RefDataset) -> None:
         """Called once before predicting on `dataset` (default: nothing to do)."""
-
     def predict(self, images: torch.Tensor, texts: list[str],
                 samples: Optional[list[RefSample]] = None) -> torch.Tensor:
         """Score maps [B, h, w] in [0, 1] for images [B, 3, S, S] in [0, 1].
@@ -96,6 +80,6 @@ class Segmenter:
         """Put the segmenter where `fit(..., seed)` left it, from its saved `state_dict()`.
 
         The runner calls this instead of `fit` when a complete stored run with the same fit hash
-        (harness/runner.py `fit_hash`) kept its model.pt. Override it when `fit` leaves state
+        (harness/run/runner.py `fit_hash`) kept its model.pt. Override it when `fit` leaves state
         outside `modules()` (SaG re-seeds its test-time sampling)."""
         self.load_state_dict(sd)

@@ -4,8 +4,6 @@ import torch
 import torch.nn.functional as F
 
 from harness import distributed
-
-
 def c3_loss(text: torch.Tensor, fused: torch.Tensor, temperature: float = 1.0, first_image: int = 0) -> torch.Tensor:
     """Contrastive cycle-consistency: for each text, cross-entropy over the batch's images.
 

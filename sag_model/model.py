@@ -13,9 +13,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from harness.backbones.bert import build_bert
+from harness.backbones.vit import build_vit
 from harness.errors import ConfigError
 from harness.registry import SEGMENTERS
-from harness.segmenter import FitContext, RunEnv, Segmenter
+from harness.run.fit_loop import FitContext
+from harness.seeding import seed_everything
+from harness.segmenter import RunEnv, Segmenter
 from sag_model.network import SaGNet
 from sag_model.training import fit_sag
 
@@ -25,9 +29,6 @@ EVAL_SLOTS = ("sample", "mean")
 
 def build_backbones(cfg: dict, env: RunEnv):
     """(PatchEncoder, TextEncoder) from `method.vit` and `method.bert` via harness.backbones."""
-    from harness.backbones.bert import build_bert
-    from harness.backbones.vit import build_vit
-
     for key in ("vit", "bert"):
         if not isinstance(cfg.get(key), dict):
             raise ConfigError(f"method.{key}: expected a dict describing the backbone (checkpoint or standin)")
@@ -73,8 +74,6 @@ class SaG(Segmenter):
         return {"net": self.net}
 
     def fit(self, train, train_cfg: dict, seed: int, ctx: FitContext) -> dict:
-        from harness.seeding import seed_everything
-
         seed_everything(seed)
         log = fit_sag(self.net, train, train_cfg, seed, self.input_size, ctx)
         self.reseed_eval(seed)

@@ -1,4 +1,4 @@
-"""SaG's training recipe (spec A.8) for the harness's fit loop (harness/fit_loop.py): AdamW with a
+"""SaG's training recipe (spec A.8) for the harness's fit loop (harness/run/fit_loop.py): AdamW with a
 lower backbone lr, global-norm clipping over every parameter of the network, the release's loss
 warm-up, then a cosine schedule stepped per iteration (the lr constant during the warm-up, then
 the release's CosineAnnealingLR with T_max = all iterations)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.fit_loop import Recipe, Schedule, base_lr, fit_epochs, plan_epochs, train_value
+from harness.run.fit_loop import Recipe, Schedule, base_lr, fit_epochs, plan_epochs, train_value
 from sag_model.losses import loss_warmup_factor
 
 

@@ -88,7 +88,7 @@ def smoke_run(spec: str, data_root: Path, out: Path) -> dict:
 
     The caller points SAG_HARNESS_CACHE at a temporary folder, where the tiny stand-ins train.
     """
-    from harness.runner import RunOptions, run_one
+    from harness.run.runner import RunOptions, run_one
 
     opts = RunOptions(dataset="synthref", profile="smoke", splits=["val"], data_root=data_root,
                       out=out, progress=False)

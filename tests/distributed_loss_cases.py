@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import distributed
-
 CASES = ("clip", "groupvit", "mlpa", "sag")
 WORDS = "a photo of the big small red blue green circle square star left right".split()
 # 8 pairs; images 0, 1 and 3 and the text "red circle" occur on both ranks (interleaved split),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.check import run_check, tolerance_for
+from harness.report.check import run_check, tolerance_for
 from harness.errors import DataError
 from test_tables import write_metrics
 

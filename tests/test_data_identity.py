@@ -124,7 +124,7 @@ def test_phrasecut_list_is_recorded_and_part_of_the_identity(tmp_path, capsys):
 
 def test_table_specs_name_split_schemes():
     from harness.errors import ConfigError
-    from harness.table_specs import cell_key, run_command
+    from harness.report.table_specs import cell_key, run_command
 
     spec = {"path": "configs/tables/X.py", "method": "sag", "setting": "tau=0.50", "metric": "mIoU"}
     umd_test = {"key": "G-Ref umd test", "dataset": "synthrefg", "split_by": "umd", "split": "test"}

@@ -1,4 +1,4 @@
-"""harness/fit_loop.py: schedules by hand, the step loop, the NaN check, the config keys."""
+"""harness/run/fit_loop.py: schedules by hand, the step loop, the NaN check, the config keys."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError, TrainingDivergedError
-from harness.fit_loop import (Optimiser, Recipe, Schedule, check_finite, curve_summary, fine_tune_recipe,
+from harness.run.fit_loop import (Optimiser, Recipe, Schedule, check_finite, curve_summary, fine_tune_recipe,
                               fit_steps, plan_epochs)
 
 

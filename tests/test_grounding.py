@@ -1,4 +1,4 @@
-"""The language check (harness/grounding.py, harness/metrics.py): the pairing of each ref with
+"""The language check (harness/eval/grounding.py, harness/eval/metrics.py): the pairing of each ref with
 another object of its image, the grounding gap and pointing by hand, and the floors — which never
 read the words — at a gap of 0 on generated synthref data."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness.data.types import RefSample
-from harness.grounding import partner_refs, swap_partners
-from harness.metrics import RISEvaluator, SwapTarget, grounding_summary
+from harness.eval.grounding import partner_refs, swap_partners
+from harness.eval.metrics import RISEvaluator, SwapTarget, grounding_summary
 
 
 def sample(sample_id, ref_id, image_id) -> RefSample:
@@ -118,7 +118,7 @@ def test_grounding_summary_without_pairs_gives_no_figure():
 @pytest.mark.parametrize("method", ["whole", "objects"])
 def test_floors_have_zero_gap_on_synthref(method, synthref_root, tmp_path):
     """The floors never read the expression: on generated synthref (every split), gap = 0."""
-    from harness.runner import RunOptions, run_one
+    from harness.run.runner import RunOptions, run_one
 
     opts = RunOptions(dataset="synthref", profile="smoke", splits=["val", "testA", "testB"],
                       data_root=synthref_root, out=tmp_path, progress=False, crf_workers=1)

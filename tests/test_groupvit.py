@@ -17,8 +17,9 @@ from harness.backbones.groupvit import (build_groupvit, groupvit_config, hf_to_o
 from harness.backbones.groupvit_loss import encode_images, multi_label_prompts, normalise_pixels
 from harness.backbones.phrases import phrases_of
 from harness.errors import CheckpointError, ConfigError
-from harness.protocol import to_original_size
-from harness.segmenter import FitContext, RunEnv
+from harness.eval.protocol import to_original_size
+from harness.segmenter import RunEnv
+from harness.run.fit_loop import FitContext
 
 TINY_ARCH = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_attention_heads=2,
                  depths=[1, 1, 1], num_group_tokens=[8, 4, 0], num_output_groups=[8, 4, 4],
@@ -253,7 +254,7 @@ def test_fit_sees_no_masks_updates_weights_and_logs(env, synthref_root):
 
 
 def test_smoke_run_through_the_runner_writes_metrics(synthref_root, tmp_path):
-    from harness.runner import RunOptions, run_one
+    from harness.run.runner import RunOptions, run_one
 
     opts = RunOptions(dataset="synthref", profile="smoke", splits=["val"], data_root=Path(synthref_root),
                       out=tmp_path / "runs", limit=8, progress=False, crf_workers=1,

@@ -14,7 +14,7 @@ from harness.backbones.clip import CLIP_STANDIN, standin_clip_model
 from harness.backbones.standin_training import merged
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
-from harness.segmenter import FitContext
+from harness.run.fit_loop import FitContext
 from tests.baseline_data import batch_images, small_synthref_root, smoke_run, write_tiny_dataset  # noqa: F401 (fixture synthref_root)
 
 TINY_CLIP = dict(embed_dim=16, vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),

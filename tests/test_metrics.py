@@ -1,4 +1,4 @@
-"""harness/metrics.py: I/U, the summary figures at their boundaries, and the evaluator."""
+"""harness/eval/metrics.py: I/U, the summary figures at their boundaries, and the evaluator."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError
-from harness.metrics import RISEvaluator, iou_counts, summarise
+from harness.eval.metrics import RISEvaluator, iou_counts, summarise
 
 
 def strip(n_on: int, length: int = 10) -> np.ndarray:

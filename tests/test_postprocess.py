@@ -1,4 +1,4 @@
-"""harness/postprocess.py: DenseCRF sharpens a blurred score map onto a coloured object; the pool."""
+"""harness/eval/postprocess.py: DenseCRF sharpens a blurred score map onto a coloured object; the pool."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import ConfigError
-from harness.metrics import iou_counts
-from harness.postprocess import CRFConfig, CRFPool, dense_crf
+from harness.eval.metrics import iou_counts
+from harness.eval.postprocess import CRFConfig, CRFPool, dense_crf
 
 
 def blur(array: np.ndarray, radius: int) -> np.ndarray:

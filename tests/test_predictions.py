@@ -1,4 +1,4 @@
-"""`run --save-predictions` (harness/predictions.py): the PNGs `score` reads, threshold-exact, and
+"""`run --save-predictions` (harness/store/predictions.py): the PNGs `score` reads, threshold-exact, and
 `score` on them reproduces the run's figures — raw settings from <split>/, +crf from <split>+crf/.
 
 The method is tests/tiny_segmenter.py's `tiny_probe`: its maps are continuous (sigmoid scores
@@ -14,9 +14,9 @@ import pytest
 from harness import registry, store
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.metrics import iou_counts
-from harness.predictions import first_level, quantise, split_dir
-from harness.score import read_prediction, score_predictions
+from harness.eval.metrics import iou_counts
+from harness.store.predictions import first_level, quantise, split_dir
+from harness.eval.score import read_prediction, score_predictions
 from tests.tiny_segmenter import write_config
 
 TAUS = (0.4, 0.5)

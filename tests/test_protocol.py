@@ -1,12 +1,12 @@
-"""harness/protocol.py: resize to the original size, min-max, threshold, setting names, the chain."""
+"""harness/eval/protocol.py: resize to the original size, min-max, threshold, setting names, the chain."""
 
 import numpy as np
 import pytest
 import torch
 
 from harness.errors import ConfigError
-from harness.postprocess import CRFPool, dense_crf
-from harness.protocol import (Setting, binarise, minmax, probability_map, protocol_maps,
+from harness.eval.postprocess import CRFPool, dense_crf
+from harness.eval.protocol import (Setting, binarise, minmax, probability_map, protocol_maps,
                               to_original_size)
 
 

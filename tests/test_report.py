@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from harness.errors import ConfigError
-from harness.plots import plot_table
-from harness.report import store_families, write_report
+from harness.report.plots import plot_table
+from harness.report.markdown import store_families, write_report
 from test_tables import TAUS, write_a3_store, write_metrics
 
 CONFIG = {"profile": "full", "config_hash": "abc123", "git_revision": "0123456789abcdef",

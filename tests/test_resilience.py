@@ -1,5 +1,5 @@
 """Nothing is lost: a SIGKILLed multi-seed run, a fit killed mid-training and resumed with
-`--resume`, a NaN loss, and two processes writing one store (harness/runner.py, store.py,
+`--resume`, a NaN loss, and two processes writing one store (harness/run/runner.py, store.py,
 store_lock.py, train_state.py, baselines/fit_loop.py).
 
 The method is tests/tiny_segmenter.py's `tiny_probe` (dropout on, so a resumed fit must restore
@@ -23,8 +23,8 @@ import torch
 from harness import registry, store
 from harness.cli import main
 from harness.errors import CheckpointError
-from harness.store_lock import run_lock
-from harness.train_state import TrainState
+from harness.store.lock import run_lock
+from harness.run.train_state import TrainState
 from tests.tiny_segmenter import write_config
 
 REPO = Path(__file__).resolve().parent.parent

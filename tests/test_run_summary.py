@@ -1,6 +1,6 @@
 """The summary `run` prints: mean ± std over seeds per method, setting and split, read from the store."""
 
-from harness.run_summary import summary_table
+from harness.report.run_summary import summary_table
 from harness.store import Store, metrics_document, write_json_atomic
 
 

@@ -1,4 +1,4 @@
-"""harness/runner.py end to end on a tiny REFER fixture with a fixed-box segmenter.
+"""harness/run/runner.py end to end on a tiny REFER fixture with a fixed-box segmenter.
 
 The segmenter answers every expression with the same graded map at its input size S: 1.0 inside
 a box, 0.4 on a 2-pixel ring around it, 0 elsewhere. So τ = 0.3 takes box + ring and τ = 0.5 or
@@ -14,7 +14,7 @@ import torch
 
 from harness import registry, store
 from harness.registry import SEGMENTERS
-from harness.runner import RunOptions, run_many
+from harness.run.runner import RunOptions, run_many
 from harness.segmenter import Segmenter
 from tests.refer_fixture import SIZE, hand_metrics, write_refer_fixture
 
@@ -132,7 +132,7 @@ def test_store_layout_and_metrics_equal_hand_computation(refer_root, toy_config,
 
 
 def test_tau_sweep_and_crf_from_one_prediction_pass(refer_root, toy_config, tmp_path):
-    from harness.postprocess import dense_crf
+    from harness.eval.postprocess import dense_crf
     from harness.data.images import read_rgb
 
     opts = options(refer_root, toy_config, tmp_path, taus=[0.3, 0.5], crf=True, splits=["val"])

@@ -8,7 +8,8 @@ from transformers import BertConfig, BertModel
 
 from harness.backbones.vit import PatchEncoder, standin_vit
 from harness.errors import ConfigError
-from harness.segmenter import FitContext, RunEnv
+from harness.segmenter import RunEnv
+from harness.run.fit_loop import FitContext
 from sag_model.model import SaG, combine_attention
 
 TINY = dict(type="sag", input_size=32, dim=32, slots=dict(type="entity", groups=3, samples=2), T=2,

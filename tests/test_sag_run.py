@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from harness.cli import main
-from harness.figures import entity_figure
-from harness.runner import RunOptions, run_many
+from harness.report.figures import entity_figure
+from harness.run.runner import RunOptions, run_many
 
 
 def test_smoke_run_writes_metrics_and_a_checkpoint_the_entity_figure_draws(synthref_root, tmp_path):

@@ -1,4 +1,4 @@
-"""harness/score.py and `python -m harness score`: prediction PNGs of any tool scored on a tiny
+"""harness/eval/score.py and `python -m harness score`: prediction PNGs of any tool scored on a tiny
 REFER-format split written here, checked against numpy; bad prediction folders name ids and counts."""
 
 import json
@@ -13,8 +13,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from harness.errors import DataError
-from harness.postprocess import dense_crf
-from harness.score import format_score_table, score_predictions
+from harness.eval.postprocess import dense_crf
+from harness.eval.score import format_score_table, score_predictions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGE_SIZES = {1: (40, 52), 2: (36, 44), 3: (48, 48)}            # image_id -> (H, W)
@@ -97,7 +97,7 @@ def write_predictions(folder: Path, seed: int = 1) -> dict:
 
 
 def numpy_metrics(values: dict, tau: float, image_of=None) -> dict:
-    """The metrics computed here, independently of harness.metrics."""
+    """The metrics computed here, independently of harness.eval.metrics."""
     ious, inters, unions = [], [], []
     for sent_id, (image_id, gt) in ground_truths().items():
         prob = values[sent_id] / 255.0

@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from harness import store
-
-
 def summary(miou, n=4):
     return {"A@0.3": 75.0, "A@0.5": 50.0, "A@0.7": 25.0, "cIoU": 40.123456789, "mIoU": miou,
             "n": n}

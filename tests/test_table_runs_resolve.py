@@ -7,7 +7,7 @@ variant that a method's synthref or real-data config does not define.
 import pytest
 
 from harness.config import load_run_config
-from harness.table_specs import required_runs, table_names
+from harness.report.table_specs import required_runs, table_names
 
 
 @pytest.mark.parametrize("family", ["synthref", "real"])

@@ -6,11 +6,11 @@ import json
 import pandas as pd
 import pytest
 
-from harness import table_specs
+from harness.report import table_specs
 from harness.errors import ConfigError, UnknownNameError
-from harness.protocol import Setting
-from harness.shape_checks import FAILS, HOLDS, INSUFFICIENT
-from harness.tables import render_table, table_data
+from harness.eval.protocol import Setting
+from harness.report.shape_checks import FAILS, HOLDS, INSUFFICIENT
+from harness.report.tables import render_table, table_data
 
 METRICS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU")
 

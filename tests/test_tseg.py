@@ -10,7 +10,7 @@ from baselines.tseg import TSEG
 from baselines.tseg_loss import batch_candidates, mlpa_bce_loss, mlpa_image_scores, patch_text_scores
 from harness.data.types import MaskAccessError
 from harness.errors import ConfigError
-from harness.segmenter import FitContext
+from harness.run.fit_loop import FitContext
 from tests.baseline_data import batch_images, small_synthref_root, smoke_run, write_tiny_dataset  # noqa: F401 (fixture synthref_root)
 
 

@@ -105,7 +105,7 @@ class TinyProbe(Segmenter):
         return {"net": self.net}
 
     def fit(self, train, train_cfg, seed, ctx):
-        from harness.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs
+        from harness.run.fit_loop import base_lr, fine_tune_recipe, fit_epochs, plan_epochs
 
         with torch.random.fork_rng(devices=[]):  # the init depends on the run seed only
             torch.manual_seed(seed)

@@ -24,7 +24,7 @@ profiles = dict(smoke=dict(runtime=dict(torch_threads=1)),
 
 protocol = dict(
     minmax=True,  # min-max normalise each score map before CRF/τ (SaG and MaskCLIP do; DESIGN §5)
-    # DenseCRF for the "+crf" settings (harness/postprocess.py): the defaults of weakly supervised
+    # DenseCRF for the "+crf" settings (harness/eval/postprocess.py): the defaults of weakly supervised
     # segmentation (DeepLab/AffinityNet/IRN): a bilateral term tied to the image colours and a
     # Gaussian smoothness term, 10 mean-field iterations.
     crf=dict(

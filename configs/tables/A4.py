@@ -1,6 +1,6 @@
 # Supplementary Table A4: SaG against the baselines, raw and with DenseCRF (†), mIoU.
 # Written with the embedded names; `--family real` maps synthref→refcoco, synthref+→refcoco+,
-# synthrefg→refcocog and adds PhraseCut (see harness/table_specs.py).
+# synthrefg→refcocog and adds PhraseCut (see harness/report/table_specs.py).
 title = "Table A4 — comparison with other methods, with DenseCRF (†); mIoU (%)"
 paper_csv = "A4.csv"
 metric = "mIoU"
@@ -32,7 +32,7 @@ columns = [
     dict(key="G-Ref val", dataset="synthrefg", split="val", paper="G-Ref val"),
     dict(key="PhraseCut val", dataset="phrasecut", split="val", paper="PhraseCut val",
          families=["real"]),
-    # Did the method use the words? (harness/metrics.py; no paper reports these.) On each val split:
+    # Did the method use the words? (harness/eval/metrics.py; no paper reports these.) On each val split:
     # the grounding gap (mIoU against the right object − against another object of the image)
     # and pointing (share of expressions whose map peaks inside the target).
     dict(key="RefCOCO val gap", dataset="synthref", split="val", metric="gap"),

@@ -19,7 +19,7 @@ from harness.backbones.pretrain_cache import load_caption_pairs
 from harness.backbones.state_dicts import quiet_transformers_loading
 from harness.data.images import read_rgb
 from harness.errors import ConfigError
-from harness.fit_loop import Recipe, Schedule, fit_steps
+from harness.run.fit_loop import Recipe, Schedule, fit_steps
 
 
 def standin_value(standin: dict, key: str):

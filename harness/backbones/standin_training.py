@@ -2,7 +2,7 @@
 
 The objectives live in `standin_clip.py` (contrastive), `standin_vit.py` (multi-label
 classification), `standin_bert.py` (masked language modelling); each trains through the harness's
-one fit loop (harness/fit_loop.py `fit_steps`, which prints the loss-curve summary) and writes
+one fit loop (harness/run/fit_loop.py `fit_steps`, which prints the loss-curve summary) and writes
 `weights.pt` and `curve.json` (losses per step, seconds) into the folder `cached_pretrain` hands it.
 """
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from harness.backbones.pretrain_cache import load_caption_pairs
 from harness.data.images import read_rgb
-from harness.fit_loop import Recipe, Schedule, fit_steps
+from harness.run.fit_loop import Recipe, Schedule, fit_steps
 
 # Words that carry no visual content: excluded from the ViT stand-in's label vocabulary.
 STOPWORDS = frozenset("""a an the and or of in on at to with is are there this that it its
@@ -79,7 +79,7 @@ def standin_recipe(params, standin: dict) -> Recipe:
 
 
 def pretrain_steps(kind: str, params, standin: dict, step_loss, progress: bool = True) -> dict:
-    """`standin["steps"]` steps of `step_loss(step)` through harness/fit_loop.py; returns the curve."""
+    """`standin["steps"]` steps of `step_loss(step)` through harness/run/fit_loop.py; returns the curve."""
     return fit_steps(f"{kind} stand-in pretraining", standin_recipe(params, standin), int(standin["steps"]),
                      step_loss, progress)
 

@@ -16,6 +16,9 @@ import json
 from pathlib import Path
 from typing import Iterable, Optional
 
+from harness.data.datasets import dataset_info, phrasecut_folder, resolve_data_root
+from harness.data.phrasecut import size_file, task_list_file
+from harness.data.refer import refer_files
 from harness.errors import DataError
 
 _CHUNK = 1 << 20
@@ -48,9 +51,6 @@ def fingerprint(files: dict) -> str:
 def annotation_files(name: str, data_root=None, split_by: Optional[str] = None,
                      splits: Iterable[str] = (), phrasecut_list: Optional[str] = None) -> dict:
     """{"split_by" | "phrasecut_list": ..., "paths": [annotation files a run of these splits reads]}."""
-    from harness.data.datasets import dataset_info, phrasecut_folder, resolve_data_root
-    from harness.data.phrasecut import size_file, task_list_file
-    from harness.data.refer import refer_files
 
     info = dataset_info(name)
     split_by = info.resolve_split_by(split_by, name)

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from harness.data.images import read_rgb
 from harness.errors import HarnessError
 
 
@@ -76,8 +77,6 @@ class RefDataset:
         differs from it (a few Visual Genome JPEGs differ from PhraseCut's image_data_split.json,
         which the official PhraseCut evaluation sizes masks by), the pixels are resized to it
         (bilinear), so the image always lines up with the mask."""
-        from harness.data.images import read_rgb
-
         sample = self.samples[i]
         pixels = read_rgb(sample.image_path)
         if pixels.shape[:2] != (sample.height, sample.width):

@@ -18,13 +18,23 @@ from typing import Iterable, Optional
 
 from harness import distributed, store
 from harness.config import ResolvedConfig, config_hash, load_run_config
+from harness.data import datasets
+from harness.data.datasets import dataset_key, open_split, splits_of
+from harness.data.identity import data_identity
 from harness.errors import DataError, HarnessError
-from harness.predictions import predictions_complete, write_manifest
-from harness.run_record import config_record, timing_line
-from harness.protocol import Setting
-from harness.run_eval import evaluate_split
-from harness.run_parallel import run_parallel
+from harness.eval.protocol import Setting
+from harness.paths import cache_dir
+from harness.registry import segmenter_class
+from harness.run.eval_pass import evaluate_split
+from harness.run.fit_loop import FitContext
+from harness.run.parallel import run_parallel
+from harness.run.record import config_record, timing_line
+from harness.run.train_state import TrainState
+from harness.seeding import check_threads, seed_everything, torch_threads
+from harness.segmenter import RunEnv
 from harness.store import Store
+from harness.store.lock import run_lock
+from harness.store.predictions import predictions_complete, write_manifest
 
 
 @dataclass
@@ -63,22 +73,16 @@ class RunOutcome:
 
 def eval_splits_of(dataset: str, split_by: Optional[str] = None) -> list[str]:
     """The splits a dataset (under a split scheme) is reported on by default (the papers')."""
-    from harness.data import datasets
-
     return list(datasets.eval_splits_of(dataset, split_by))
 
 
 def evaluable_splits_of(dataset: str, split_by: Optional[str] = None) -> list[str]:
     """Every split with masks that `--splits` may name (all but train) under the split scheme."""
-    from harness.data.datasets import splits_of
-
     return [split for split in splits_of(dataset, split_by) if split != "train"]
 
 
 def store_dataset(opts: RunOptions) -> str:
     """The dataset's name in the store: `refcocog`, or `refcocog@umd` under a non-default scheme."""
-    from harness.data.datasets import dataset_key
-
     return dataset_key(opts.dataset, opts.split_by)
 
 
@@ -95,8 +99,6 @@ def resolve(spec: str, opts: RunOptions) -> ResolvedConfig:
 
 def run_data_identity(opts: RunOptions, cfg: dict) -> dict:
     """What the run reads: the train split when the method fine-tunes, and the eval splits."""
-    from harness.data.identity import data_identity
-
     splits = list(opts.splits or eval_splits_of(opts.dataset, opts.split_by))
     if cfg["method"].get("finetune", True):
         splits = ["train", *splits]
@@ -105,8 +107,6 @@ def run_data_identity(opts: RunOptions, cfg: dict) -> dict:
 
 def run_threads(resolved: ResolvedConfig) -> Optional[int]:
     """The intra-op thread count a run is pinned to (`runtime.torch_threads`; None: PyTorch's)."""
-    from harness.seeding import check_threads
-
     return check_threads(resolved.cfg.get("runtime", {}).get("torch_threads"), "runtime.torch_threads")
 
 
@@ -131,11 +131,9 @@ def run_one(spec: str, seed: int, opts: RunOptions,
     """Compute (or skip) one method spec × seed on `opts.dataset` and store it, with the intra-op
     thread count the config pins (`runtime.torch_threads`: the figures depend on it).
 
-    The run folder's lock (harness/store_lock.py) is held from the "is it done?" check to the
+    The run folder's lock (harness/store/lock.py) is held from the "is it done?" check to the
     last write, so two processes writing one store take turns instead of interleaving files.
     """
-    from harness.seeding import torch_threads
-    from harness.store_lock import run_lock
 
     resolved = resolved or resolve(spec, opts)
     folder = Store(opts.out).run_dir(store_dataset(opts), resolved.spec, seed)
@@ -182,8 +180,6 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
 
 
 def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
-    from harness.data.datasets import open_split
-
     return open_split(opts.dataset, split, data_root=opts.data_root, image_root=opts.image_root,
                       split_by=opts.split_by, limit=limit, phrasecut_list=opts.phrasecut_list)
 
@@ -193,8 +189,6 @@ def fit_hash(cfg: dict, method: str, dataset: str, profile: str, data: Optional[
     declares evaluation-only (`Segmenter.EVAL_ONLY_KEYS`, e.g. SaG's inference scheme), the train
     config, the pinned thread count and the data identity — not the protocol, τ, CRF or
     evaluation batch size."""
-    from harness.registry import segmenter_class
-
     eval_only = set(segmenter_class(method).EVAL_ONLY_KEYS)
     payload = dict(method={k: v for k, v in cfg["method"].items() if k not in eval_only},
                    train=cfg.get("train", {}), torch_threads=cfg.get("runtime", {}).get("torch_threads"))
@@ -240,12 +234,7 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
     (or restore the stored fit `fitted`, see `_stored_fit`).
 
     The fit checkpoints each epoch into the run folder's train_state/, tagged with the config
-    hash, and resumes from it under --resume: its FitContext's state (harness/train_state.py)."""
-    from harness.paths import cache_dir
-    from harness.registry import segmenter_class
-    from harness.seeding import seed_everything
-    from harness.segmenter import FitContext, RunEnv
-    from harness.train_state import TrainState
+    hash, and resumes from it under --resume: its FitContext's state (harness/run/train_state.py)."""
 
     seed_everything(seed)
     method_cfg = resolved.cfg["method"]
@@ -306,7 +295,6 @@ def check_data_root(opts: RunOptions) -> None:
 def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
              jobs: int = 1) -> list[RunOutcome]:
     """Every spec × seed on `opts.dataset`; configs are resolved first so mistakes surface early."""
-    from harness.registry import segmenter_class
 
     check_data_root(opts)
     distributed.init_distributed()  # under torchrun: join the group (no-op otherwise)

@@ -1,7 +1,7 @@
 """Render a paper table from the results store: mean ± std over seeds, the paper's figure beside it.
 
 Tables are a pure aggregation of `results/runs/<dataset>/<method>/seed<k>/metrics.json`; nothing
-here trains or predicts. Which cells a table has comes from its spec (harness/table_specs.py).
+here trains or predicts. Which cells a table has comes from its spec (harness/report/table_specs.py).
 """
 
 import json
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tabulate import tabulate
 
-from harness import table_specs
+from harness.report import table_specs
 from harness.errors import ConfigError, DataError
-from harness.shape_checks import run_checks
+from harness.report.shape_checks import run_checks
 from harness.store import Store
 
 FORMATS = ("markdown", "csv", "latex", "json")

@@ -13,7 +13,13 @@ from typing import Optional
 
 import numpy as np
 
+from harness import store
+from harness.data.datasets import open_split
+from harness.data.loader import eval_batches
 from harness.errors import DataError
+from harness.paths import cache_dir
+from harness.registry import segmenter_class
+from harness.segmenter import RunEnv
 
 TOP_ENTITIES = 3
 SLOT_TYPE_SPECS = (("entity", ""), ("random", "@random_slots"), ("query", "@query_slots"))
@@ -21,12 +27,6 @@ SLOT_TYPE_SPECS = (("entity", ""), ("random", "@random_slots"), ("query", "@quer
 
 def load_trained(results_dir, method: str, dataset: str, seed: Optional[int] = None, data_root=None):
     """(segmenter, val RefDataset, input size) for a stored run of `method` (a spec, may hold @variant)."""
-    from harness import store
-    from harness.data.datasets import open_split
-    from harness.paths import cache_dir
-    from harness.registry import segmenter_class
-    from harness.segmenter import RunEnv
-
     found = store.Store(results_dir).trained_runs(dataset, "*" if seed is None else seed, [method])
     folder, record = (found[0][0], store.read_config(found[0][0])) if found else (None, None)
     if record is None:
@@ -46,8 +46,6 @@ def load_trained(results_dir, method: str, dataset: str, seed: Optional[int] = N
 
 def _image_tensor(val, index: int, size: int):
     """Sample `index` of `val` as float [3, size, size] in [0, 1] (the loader's squash)."""
-    from harness.data.loader import eval_batches
-
     batch = next(iter(eval_batches(val, size, 1, indices=[index])))
     return batch["images"][0]
 

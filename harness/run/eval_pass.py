@@ -18,12 +18,17 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from harness import distributed
+from harness.data.loader import eval_batches
 from harness.data.types import RefDataset
+from harness.eval.grounding import swap_partners
+from harness.eval.metrics import RISEvaluator, SwapTarget
+from harness.eval.postprocess import CRFPool
+from harness.eval.protocol import protocol_maps
+from harness.store.predictions import PredictionWriter
 
 
 def _rank_indices(n: int) -> Optional[list[int]]:
-    from harness import distributed
-
     if distributed.world_size() == 1:
         return None
     return list(range(distributed.rank(), n, distributed.world_size()))
@@ -36,11 +41,8 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
 
     `timings` (seconds by stage: data — reading images and masks —, predict, crf, metrics) is
     accumulated in place. With `save_to` (a run folder) every map is also written as the PNG
-    `score` reads (harness/predictions.py).
+    `score` reads (harness/store/predictions.py).
     """
-    from harness.data.loader import eval_batches
-    from harness.metrics import RISEvaluator
-    from harness.postprocess import CRFPool
 
     timings = timings if timings is not None else {}
     for stage in ("data", "predict", "crf", "metrics"):
@@ -69,9 +71,6 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
 
 
 def _writer(save_to: Optional[Path], split: str, taus: list[float]):
-    from harness import distributed
-    from harness.predictions import PredictionWriter
-
     if save_to is None:
         return None
     distributed.barrier()  # rank 0 has cleared the run folder's old predictions (begin_run)
@@ -90,8 +89,6 @@ class _SplitPass:
     """One split's prediction pass: predict → protocol → (CRF) → evaluator (and PNGs)."""
 
     def __init__(self, segmenter, dataset, protocol_cfg, evaluator, crf_pool, timings, writer):
-        from harness.grounding import swap_partners
-
         self.segmenter, self.dataset, self.evaluator = segmenter, dataset, evaluator
         self.use_minmax = bool(protocol_cfg.get("minmax", True))
         self.crf_pool, self.timings, self.writer = crf_pool, timings, writer
@@ -103,8 +100,6 @@ class _SplitPass:
         return now
 
     def evaluate_batch(self, batch: dict) -> None:
-        from harness.protocol import protocol_maps
-
         tick = time.perf_counter()
         with torch.no_grad():
             scores = self.segmenter.predict(batch["images"], batch["texts"], batch["samples"])  # [B, h, w]
@@ -127,8 +122,6 @@ class _SplitPass:
 
     def _swap_target(self, index: int):
         """The grounding gap's partner of sample `index`: its mask read from the dataset."""
-        from harness.metrics import SwapTarget
-
         if self.partners[index] is None:
             return None
         partner_ref, partner_index = self.partners[index]
@@ -138,9 +131,6 @@ class _SplitPass:
 
 def _gathered(evaluator, taus, crf):
     """Under torchrun: every rank's per-sample I/U merged (each sample exactly once)."""
-    from harness import distributed
-    from harness.metrics import RISEvaluator
-
     if distributed.world_size() == 1:
         return evaluator
     rows = [row for part in distributed.all_gather_objects(evaluator.records()) for row in part]

@@ -2,7 +2,7 @@
 
 A change that breaks a method's use of the words can leave its mIoU within tolerance (the maps
 still land on objects) while its grounding gap — mIoU against the right object minus against
-another object of the image (harness/metrics.py) — collapses towards 0. The reference holds
+another object of the image (harness/eval/metrics.py) — collapses towards 0. The reference holds
 
     "gap_floors": {"synthref/sag": 4.1, ...}    dataset/method spec → lowest acceptable gap
     "gap_margin": 2.0                            optional; how far below the measured gap
@@ -17,7 +17,7 @@ without "gap_floors" checks no gap.
 
 from __future__ import annotations
 
-from harness.protocol import Setting
+from harness.eval.protocol import Setting
 from harness.store import Store
 
 GAP_SETTING = Setting(0.5).name

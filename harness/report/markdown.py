@@ -1,6 +1,6 @@
 """One Markdown report of a results store: every paper table with the paper's figures and shape
 checks, the sweep plots, the entity figure, whether each stored method used the words (grounding
-gap and pointing, harness/metrics.py), and how each run was made (hash, profile, versions,
+gap and pointing, harness/eval/metrics.py), and how each run was made (hash, profile, versions,
 timings per stage). Rendering only: nothing here trains or predicts.
 """
 
@@ -9,12 +9,14 @@ from typing import Callable, Optional
 
 from tabulate import tabulate
 
-from harness import table_specs
-from harness.plots import plot_table
-from harness.protocol import Setting
+from harness.errors import HarnessError
+from harness.eval.protocol import Setting
 from harness.registry import explaining_methods
+from harness.report import table_specs
+from harness.report.figures import entity_figure
+from harness.report.plots import plot_table
+from harness.report.tables import Cell, format_cell, render_table, seed_stats
 from harness.store import Store, read_config, stored_dataset
-from harness.tables import Cell, format_cell, render_table, seed_stats
 
 ENTITY_FIGURE = "entities.png"
 # config.json stores timings with sorted keys; show them in the order the stages run.
@@ -49,8 +51,6 @@ def stored_entity_figure(results_dir) -> Optional[Callable[[Path], object]]:
     A run whose data moved is skipped with a note on stderr rather than failing the whole report."""
     import sys
 
-    from harness.errors import HarnessError
-    from harness.figures import entity_figure
 
     found = [(stored_dataset(metrics), metrics["method"]) for _, metrics in
              Store(results_dir).trained_runs(method_specs=explaining_methods())]

@@ -18,10 +18,12 @@ import numpy as np
 from PIL import Image
 from tabulate import tabulate
 
+from harness.data.datasets import open_split
+from harness.data.identity import data_identity
 from harness.errors import DataError
-from harness.metrics import METRIC_KEYS, RISEvaluator
-from harness.postprocess import CRFPool
-from harness.protocol import Setting, check_tau
+from harness.eval.metrics import METRIC_KEYS, RISEvaluator
+from harness.eval.postprocess import CRFPool
+from harness.eval.protocol import Setting, check_tau
 
 SHOWN_IDS = 5          # ids listed per problem in an error message
 GRAYSCALE_MODES = ("L", "1")
@@ -39,13 +41,11 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
     (PhraseCut) and the data fingerprint: which expressions were scored. `limit` scores the first `limit` samples only
     (predictions for the rest of the split are then not "extra").
     """
-    from harness.data.datasets import open_split
 
     tau = check_tau(tau)
     predictions_dir = Path(predictions_dir)
     if not predictions_dir.is_dir():
         raise DataError(predictions_dir, "predictions folder not found (expected <sample_id>.png files)")
-    from harness.data.identity import data_identity
 
     full = open_split(dataset, split, data_root=data_root, image_root=image_root, split_by=split_by,
                       phrasecut_list=phrasecut_list)

@@ -8,7 +8,7 @@ Two ways in:
 - `fit_epochs`: epochs of (image, expression) batches from `harness.data.loader.train_batches`
   (MaskCLIP, GroupViT, TSEG, SaG). The loss module is DDP-wrapped, the NaN check is agreed across
   ranks, and the state is checkpointed at the end of every epoch (`FitContext.state`,
-  harness/train_state.py), from which `run --resume` continues a killed fit with the same result
+  harness/run/train_state.py), from which `run --resume` continues a killed fit with the same result
   as an uninterrupted one.
 - `fit_steps`: N steps of `step_loss(step)` (the stand-in pretrainings: their own batches, no
   epochs, no resume, one process).
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from harness import distributed
 from harness.data.loader import train_batches
 from harness.errors import ConfigError, TrainingDivergedError
-from harness.train_state import rng_attributes
+from harness.run.train_state import TrainState, rng_attributes
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -41,6 +41,21 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #   "pi_first": lr = base * f(step); cosine angle (pi * elapsed) / period     (SaG, GroupViT stand-in)
 #   "lr_ramp":  warm-up lr = base * (step + 1) / warmup; cosine as "factor"  (CLIP/ViT/BERT stand-ins)
 FLOAT_ORDERS = ("factor", "pi_first", "lr_ramp")
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What `fit` is handed besides the user's train config: the training state to checkpoint
+    into and maybe resume from (harness/run/train_state.py; off by default), the device, the bar."""
+
+    state: TrainState = field(default_factory=lambda: TrainState(None))
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    progress: bool = True
+
+    @classmethod
+    def of(cls, env: "RunEnv", state: Optional[TrainState] = None) -> "FitContext":
+        """The run's device and progress setting, with `state` (None: no checkpoints)."""
+        return cls(state or TrainState(None), env.device, env.progress)
 
 
 @dataclass(frozen=True)

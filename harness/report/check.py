@@ -17,7 +17,7 @@ keeping the tolerances and the note.
 
 Grounding: the optional "gap_floors" {dataset/method: floor} fail the check when a method's
 grounding gap falls below its floor, even with every metric within tolerance; `--update` rewrites
-them from the store (harness/gap_floors.py).
+them from the store (harness/report/gap_floors.py).
 """
 
 import json
@@ -27,9 +27,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import gap_floors
+from harness.report import gap_floors
 from harness.errors import DataError
-from harness.metrics import METRIC_KEYS
+from harness.eval.metrics import METRIC_KEYS
 from harness.store import Store, write_json_atomic
 
 ABOUT = ("Metrics the CI run must reproduce; refresh with `python -m harness check --update` "

@@ -18,11 +18,10 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 from harness.errors import HarnessError
+from harness.eval.postprocess import available_cpus
 
 
 def _worker_threads(jobs: int) -> int:
-    from harness.postprocess import available_cpus
-
     return max(1, available_cpus() // jobs)
 
 
@@ -40,7 +39,7 @@ def _run_job(args):
 
 def run_parallel(run_one, work: list[tuple[str, int]], opts, jobs: int) -> list:
     """run_one(spec, seed, opts) for each (spec, seed) in `work`, `jobs` at a time, in order
-    (`run_one` is harness/runner.py's, passed in: it is sent to the workers by its name)."""
+    (`run_one` is harness/run/runner.py's, passed in: it is sent to the workers by its name)."""
     threads = _worker_threads(jobs)
     if opts.crf_workers is None:  # one per CPU overall, not one per CPU in every worker
         opts = dataclasses.replace(opts, crf_workers=threads)

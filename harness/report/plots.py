@@ -10,7 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from harness.errors import ConfigError
-from harness.tables import TableData, column_label, table_data
+from harness.report.tables import TableData, column_label, table_data
 
 
 def _sweep_rows(data: TableData) -> list[dict]:

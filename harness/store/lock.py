@@ -19,12 +19,11 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from harness.paths import cache_dir
 
 
 def lock_path(folder: Path) -> Path:
     """The lock file of a run folder: named by a hash of its absolute path."""
-    from harness.paths import cache_dir
-
     absolute = str(Path(folder).resolve())
     digest = hashlib.sha256(absolute.encode()).hexdigest()[:20]
     locks = cache_dir() / "locks"

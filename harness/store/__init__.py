@@ -8,10 +8,10 @@
                     "splits": {split: {setting: {...}}}}
     samples.csv    split, setting, sample_id, ref_id, I, U, IoU, pointing, swap_ref_id, I_swap,
                    U_swap, IoU_swap (one row per expression and setting; swap fields blank where
-                   the expression's image has no other ref — harness/metrics.py)
+                   the expression's image has no other ref — harness/eval/metrics.py)
     model.pt       optional checkpoint
-    predictions/   with `run --save-predictions`: <split>[+crf]/<sample_id>.png (harness/predictions.py)
-    train_state/   last.pt: the fit's per-epoch checkpoint (harness/train_state.py), for
+    predictions/   with `run --save-predictions`: <split>[+crf]/<sample_id>.png (harness/store/predictions.py)
+    train_state/   last.pt: the fit's per-epoch checkpoint (harness/run/train_state.py), for
                    `run --resume`; removed once metrics.json is written
 ```
 Every file is written to a temporary name in the same folder, fsynced, then renamed, so a killed
@@ -43,7 +43,7 @@ import torch
 
 from harness.data.datasets import DATASETS, dataset_key
 from harness.errors import HarnessError
-from harness.metrics import METRIC_KEYS
+from harness.eval.metrics import METRIC_KEYS
 
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
@@ -52,7 +52,7 @@ CHECKPOINT_FILE = "model.pt"
 TRAIN_STATE_DIR = "train_state"
 PREDICTIONS_DIR = "predictions"
 TMP_SUFFIX = ".tmp"
-# Whether the method used the words (harness/metrics.py); stored when the evaluator gives them.
+# Whether the method used the words (harness/eval/metrics.py); stored when the evaluator gives them.
 GROUNDING_KEYS = ("pointing", "gap", "mIoU_right", "mIoU_swap", "n_gap")
 COUNT_KEYS = ("n", "n_gap")
 SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU", "pointing",
@@ -259,7 +259,7 @@ class Store:
     def fitted_runs(self, dataset: str, method_spec: str, seed: int) -> Iterator[tuple[Path, dict]]:
         """(run folder, config.json) of each complete run with a model.pt that this run may share
         a fit with: its own folder first, then every other method spec's on the same dataset
-        and seed (harness/runner.py `_stored_fit`)."""
+        and seed (harness/run/runner.py `_stored_fit`)."""
         own = self.run_dir(dataset, method_spec, seed)
         for folder, _ in sorted(self.trained_runs(dataset, seed), key=lambda run: run[0] != own):
             record = read_config(folder)

@@ -1,7 +1,7 @@
 """Training checkpoints, one per epoch, so that a killed fit resumes where it stopped (`--resume`).
 
 The runner builds one `TrainState` per fit (the run folder's train_state/, the config hash as tag,
-`--resume`) and hands it to `fit` in its `FitContext`; the fit loop (harness/fit_loop.py) asks it
+`--resume`) and hands it to `fit` in its `FitContext`; the fit loop (harness/run/fit_loop.py) asks it
 where to start and saves at the end of every epoch:
 
     state = TrainState(directory, resume=True, tag=config_hash, method="tseg", seed=seed)
@@ -11,7 +11,7 @@ where to start and saves at the end of every epoch:
         state.save(epoch + 1, step, {"model": model}, optimizer, log=log)
 
 The file (`<run dir>/train_state/last.pt`) holds the modules' and optimiser's state dicts (the
-learning rate is a function of the step: harness/fit_loop.py `Schedule`), the next epoch and the
+learning rate is a function of the step: harness/run/fit_loop.py `Schedule`), the next epoch and the
 global step, the loop's log, the config hash, and every rank's RNG states — python, numpy, torch
 CPU and CUDA, plus any private generators the loop names (a loader's torch.Generator, a loss's
 random.Random) — so the continuation draws the same dropout masks and batches as an uninterrupted
@@ -31,6 +31,7 @@ import torch
 
 from harness import distributed
 from harness.errors import CheckpointError
+from harness.store import save_checkpoint_atomic
 
 STATE_FILE = "last.pt"
 FORMAT_VERSION = 1
@@ -139,7 +140,6 @@ class TrainState:
             return
         all_rngs = distributed.all_gather_objects(rng_states(private_rngs))  # one per rank
         if distributed.is_main():
-            from harness.store import save_checkpoint_atomic
 
             document = {
                 "format": FORMAT_VERSION, "tag": self.tag, "method": self.method,

@@ -3,7 +3,7 @@
 Within each image of a split, its refs (REFER: one ref per annotated object; PhraseCut: one per
 phrase task) are sorted by ref_id and each ref r is paired with σ(r), the next ref cyclically.
 σ is a derangement of the image's refs, hence a bijection, which is what makes a language-blind
-method's gap exactly 0 (harness/metrics.py). Images with a single ref in the split take no part.
+method's gap exactly 0 (harness/eval/metrics.py). Images with a single ref in the split take no part.
 The pairing reads only ids — no mask, no image — so every rank of a distributed run computes the
 same pairs from the sample list.
 """

@@ -11,7 +11,7 @@ A table spec (an mmengine Config; keys starting with `_` are the file's own help
     columns    [dict(key, label=key, dataset=..., split=..., metric=..., paper=..., families=[...])]
     runs       [dict(method, seeds=[0, 1, 2], taus=[...], crf=bool, profile="full",
                      datasets=[...], splits=[...])]  # datasets/splits default to what the cells read
-    checks     [dict(kind="order"|"below"|"spread"|"at_least", name, ...)]  (harness/shape_checks.py)
+    checks     [dict(kind="order"|"below"|"spread"|"at_least", name, ...)]  (harness/report/shape_checks.py)
     footnotes  [str]
     plot       dict(xlabel=..., title=...)   optional: rows with an `x` become a line plot
 
@@ -32,9 +32,10 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from harness.data.datasets import KEY_SEPARATOR, dataset_key, parse_dataset_key
 from harness.errors import ConfigError, HarnessError, UnknownNameError
+from harness.eval.protocol import Setting
 from harness.paths import REPO_ROOT, configs_dir
-from harness.protocol import Setting
 from harness.store import Store, is_done
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
@@ -108,8 +109,6 @@ def cell_key(spec: dict, row: dict, column: dict, family: str) -> dict:
 
 def _with_scheme(spec: dict, dataset: str, split_by: str) -> str:
     """`dataset` under split scheme `split_by`, as the store names it (`refcocog@umd`)."""
-    from harness.data.datasets import dataset_key, parse_dataset_key
-
     name, own = parse_dataset_key(dataset)
     if dataset != name and own != split_by:
         raise ConfigError(f"{spec['path']}: dataset {dataset!r} and split_by={split_by!r} disagree")
@@ -167,8 +166,6 @@ def required_runs(name: str, dataset_family: str = "synthref") -> list[dict]:
 
 def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
     """The exact `python -m harness run ...` that makes `run` in `results_dir`."""
-    from harness.data.datasets import KEY_SEPARATOR
-
     name, _, split_by = run["dataset"].partition(KEY_SEPARATOR)
     parts = ["python -m harness run", f"--methods {run['method']}", f"--dataset {name}"]
     if split_by:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from harness.errors import ConfigError
-from harness.protocol import binarise
+from harness.eval.protocol import binarise
 from harness.store import predictions_dir, write_bytes_atomic, write_json_atomic
 
 MANIFEST_FILE = "manifest.json"

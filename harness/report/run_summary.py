@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from harness.data.datasets import dataset_info, parse_dataset_key
 from harness.store import Store
-from harness.tables import Cell, format_cell, seed_stats
+from harness.report.tables import Cell, format_cell, seed_stats
 
 
 def summary_table(results_dir, dataset: str, methods: list[str], metric: str = "mIoU") -> str:

@@ -18,7 +18,7 @@ Whether a method used the words (beside every setting's figures, from the same m
   not depend on τ.
 - grounding gap. Within each image the refs (one per annotated object in REFER) are sorted by
   ref_id and each ref r is paired with σ(r), the next one cyclically; images with a single ref
-  take no part (harness/grounding.py). Each expression of r is also scored, with no extra
+  take no part (harness/eval/grounding.py). Each expression of r is also scored, with no extra
   prediction, against σ(r)'s mask (I_swap, U_swap). At ref level over the paired refs:
   mIoU_right = 100 · mean_r (mean over r's expressions of IoU with r's mask), mIoU_swap = the same
   with σ(r)'s mask, gap = mIoU_right − mIoU_swap, n_gap = the number of paired refs. σ is a
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from harness.errors import ConfigError
-from harness.protocol import Setting, binarise, check_tau
+from harness.eval.protocol import Setting, binarise, check_tau
 
 ACCURACY_THRESHOLDS = (0.3, 0.5, 0.7)
 METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU")
@@ -112,7 +112,7 @@ class SwapTarget:
     """The grounding gap's second score of one expression: against the partner ref's mask."""
 
     ref_id: object           # the expression's own ref
-    partner_ref_id: object   # σ(ref): the next ref of the same image (harness/grounding.py)
+    partner_ref_id: object   # σ(ref): the next ref of the same image (harness/eval/grounding.py)
     mask: np.ndarray         # bool [H, W]: the partner object's ground truth
 
 
