@@ -132,22 +132,9 @@ def _method_rows() -> list[tuple[str, str]]:
             broken.append((module, f"(not importable: {exc})"))
     if not broken:
         return [(name, registry.where(name)) for name in registry.method_names()]
-    rows = [(name, _location(registry.SEGMENTERS.get(name)))
+    rows = [(name, registry.location(registry.SEGMENTERS.get(name)))
             for name in sorted(registry.SEGMENTERS.module_dict)]
     return rows + broken
-
-
-def _location(cls) -> str:
-    import inspect
-
-    from harness.paths import REPO_ROOT
-
-    path = Path(inspect.getfile(cls)).resolve()
-    try:
-        path = path.relative_to(REPO_ROOT)
-    except ValueError:
-        pass
-    return f"{path}:{cls.__name__}"
 
 
 # ---------------------------------------------------------------------------------------- data

@@ -58,7 +58,11 @@ def explaining_methods() -> list[str]:
 
 def where(name: str) -> str:
     """`module/path.py:Class` for a method: one hop from its name to its code."""
-    cls = segmenter_class(name)
+    return location(segmenter_class(name))
+
+
+def location(cls) -> str:
+    """`module/path.py:Class` of a class (relative to the repository when it lives there)."""
     path = Path(inspect.getfile(cls)).resolve()
     try:
         path = path.relative_to(Path(__file__).resolve().parent.parent)

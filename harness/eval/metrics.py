@@ -41,6 +41,8 @@ from harness.eval.protocol import Setting, binarise, check_tau
 
 ACCURACY_THRESHOLDS = (0.3, 0.5, 0.7)
 METRIC_KEYS = ("A@0.3", "A@0.5", "A@0.7", "cIoU", "mIoU")
+# Whether the method used the words: pointing and the grounding gap (given when the split allows).
+GROUNDING_KEYS = ("pointing", "gap", "mIoU_right", "mIoU_swap", "n_gap")
 
 
 def iou_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:

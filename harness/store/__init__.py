@@ -43,7 +43,7 @@ import torch
 
 from harness.data.datasets import DATASETS, dataset_key
 from harness.errors import HarnessError
-from harness.eval.metrics import METRIC_KEYS
+from harness.eval.metrics import GROUNDING_KEYS, METRIC_KEYS
 
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
@@ -52,8 +52,6 @@ CHECKPOINT_FILE = "model.pt"
 TRAIN_STATE_DIR = "train_state"
 PREDICTIONS_DIR = "predictions"
 TMP_SUFFIX = ".tmp"
-# Whether the method used the words (harness/eval/metrics.py); stored when the evaluator gives them.
-GROUNDING_KEYS = ("pointing", "gap", "mIoU_right", "mIoU_swap", "n_gap")
 COUNT_KEYS = ("n", "n_gap")
 SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU", "pointing",
                   "swap_ref_id", "I_swap", "U_swap", "IoU_swap")
