@@ -1,6 +1,6 @@
 """Nothing is lost: a SIGKILLed multi-seed run, a fit killed mid-training and resumed with
-`--resume`, a NaN loss, and two processes writing one store (harness/run/runner.py, store.py,
-store_lock.py, train_state.py, baselines/fit_loop.py).
+`--resume`, a NaN loss, and two processes writing one store (harness/run/runner.py, harness/store/,
+harness/store/lock.py, harness/run/train_state.py, harness/run/fit_loop.py).
 
 The method is tests/tiny_segmenter.py's `tiny_probe` (dropout on, so a resumed fit must restore
 the RNG state too); killed runs are subprocesses slowed by TINY_PROBE_STEP_SLEEP, which is not in
