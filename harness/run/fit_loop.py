@@ -222,7 +222,7 @@ def fine_tune_recipe(train_cfg: dict, groups: list[dict], total_steps: int) -> R
 def fit_epochs(method: str, objective: torch.nn.Module, recipe: Recipe, train, plan: EpochPlan,
                seed: int, input_size: int, ctx) -> dict:
     """Train `objective` — `forward(images, texts, image_ids)` → the batch loss, or a dict with
-    "total" and terms logged per step — on `train` (no masks); `ctx` a harness.segmenter.FitContext.
+    "total" and terms logged per step — on `train` (no masks); `ctx` a `FitContext`.
 
     Returns the training log: loss per epoch and per step (and each term per step), first/last
     loss, steps, epochs, total_steps, resumed_from_epoch, seconds.
