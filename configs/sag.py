@@ -10,7 +10,9 @@ method = dict(
     # Stand-ins pretrained once on synthref's captions and cached (harness/backbones).
     vit=dict(checkpoint=None, drop_path_rate=0.1,
              standin=dict()),   # VIT_STANDIN (harness/backbones/vit.py): 16x16 patches of 4 px
-    bert=dict(checkpoint=None, standin=dict(hidden_size=128)),
+    # BERT stand-in: MLM plus the [CLS] sentence objective (harness/backbones/standin_bert.py), the
+    # stand-in for the NSP that trains a real BERT's [CLS]; with MLM alone [CLS] barely tells colours apart.
+    bert=dict(checkpoint=None, standin=dict(hidden_size=128, sentence="words")),
     dim=128,
     slots=dict(type="entity", groups=6, samples=2),
     T=6,

@@ -2,7 +2,7 @@
 # ViT patch tokens + BERT sentence embedding, projected to a joint width, trained with the
 # multi-label patch assignment (MLPA) BCE over every expression of the batch (no masks).
 # Backbones are the synthref stand-ins shared with SaG (same stand-in configs → same cache):
-# a tiny ViT pretrained on the captions' words (the ImageNet stand-in) and a tiny MLM BERT.
+# a tiny ViT pretrained on the captions' words (the ImageNet stand-in) and a tiny BERT (MLM + [CLS] words).
 _base_ = ['_base_/synthref.py']
 
 method = dict(
@@ -11,7 +11,9 @@ method = dict(
     finetune=True,
     vit=dict(checkpoint=None, drop_path_rate=0.1,
              standin=dict()),   # VIT_STANDIN (harness/backbones/vit.py): 16×16 patches of 4 px
-    bert=dict(checkpoint=None, standin=dict(hidden_size=128)),
+    # BERT stand-in: MLM plus the [CLS] sentence objective (harness/backbones/standin_bert.py), the
+    # stand-in for the NSP that trains a real BERT's [CLS]; with MLM alone [CLS] barely tells colours apart.
+    bert=dict(checkpoint=None, standin=dict(hidden_size=128, sentence="words")),
     joint_dim=128,
     temperature=0.07,
     text_pool="cls",            # BERT's [CLS] as the sentence embedding ("mean": masked token mean)

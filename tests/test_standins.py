@@ -17,7 +17,7 @@ from harness.backbones import build_bert, build_clip, build_vit
 from harness.backbones.standin_bert import mask_tokens
 from harness.backbones.standin_clip import encode_text_trimmed, multi_positive_loss, pooled_phrase_logits
 from harness.backbones.standin_vit import label_vocabulary, multi_hot_targets, pool_patches
-from harness.errors import CheckpointError
+from harness.errors import CheckpointError, ConfigError
 from harness.segmenter import RunEnv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -110,6 +110,54 @@ def test_bert_standin_learns_and_is_cached(caption_root, tmp_path, monkeypatch):
     assert_loss_fell(curve_of(tmp_path, "bert"), 0.85)
     monkeypatch.setattr(bert_module, "train_bert_standin", forbid_training)
     assert same_weights(encoder, build_bert({"standin": TINY_BERT}, env))
+
+
+def colour_accuracy_of_cls(encoder) -> float:
+    """Nearest-centroid accuracy of the colour word from [CLS] over held-out colour × shape × size phrases."""
+    colours, shapes = ["red", "green", "blue", "yellow", "purple", "orange"], ["circle", "square", "star", "cross"]
+    phrases = [(c, f"the {size} {c} {s}") for c in colours for s in shapes for size in ("small", "big")]
+    with torch.no_grad():
+        cls = encoder(**encoder.tokenize([t for _, t in phrases]))[:, 0]
+    cls = torch.nn.functional.normalize(cls - cls.mean(0), dim=-1)   # centred: what differs between phrases
+    labels = torch.tensor([colours.index(c) for c, _ in phrases])
+    fit = torch.tensor([size == "small" for size in ["small", "big"] * (len(phrases) // 2)])  # centroids from "small"
+    centroids = torch.nn.functional.normalize(
+        torch.stack([cls[fit & (labels == k)].mean(0) for k in range(len(colours))]), dim=-1)
+    return float(((cls[~fit] @ centroids.T).argmax(1) == labels[~fit]).float().mean())
+
+
+def object_caption_root(caption_root: Path, folder: Path) -> Path:
+    """A caption folder whose 36 captions each name one object ("a small red circle"), so the
+    words a caption holds are exactly one colour, one shape and one size; synthref's vocabulary."""
+    (folder / "images").mkdir(parents=True)
+    shutil.copy(caption_root / "vocab.txt", folder / "vocab.txt")
+    colours, shapes = ["red", "green", "blue", "yellow", "purple", "orange"], ["circle", "square", "star", "cross"]
+    captions = [f"a {size} {c} {s}" for c in colours for s in shapes for size in ("small", "big")]
+    entries = []
+    for i in range(0, len(captions), 3):
+        (folder / "images" / f"{i}.png").write_bytes(bytes([i]))
+        entries.append(dict(image_id=i, file_name=f"images/{i}.png", captions=captions[i:i + 3]))
+    (folder / "objects").mkdir()
+    shutil.copy(folder / "vocab.txt", folder / "objects" / "vocab.txt")
+    (folder / "objects" / "captions.json").write_text(json.dumps(entries))
+    return folder / "objects"
+
+
+def test_bert_standin_sentence_objective_puts_the_words_into_cls(caption_root, tmp_path):
+    """MLM alone puts no loss on [CLS]; the "words" objective (the stand-in's NSP) makes it carry
+    the colour, as a real BERT's [CLS] does: the colour of held-out phrases read off [CLS] by
+    nearest centroid."""
+    root = object_caption_root(caption_root, tmp_path / "data")
+    env = env_for(root, tmp_path / "cache")
+    two_layers = dict(TINY_BERT, num_hidden_layers=2, steps=200)   # the stand-in's depth
+    mlm_only = colour_accuracy_of_cls(build_bert({"standin": two_layers}, env))
+    words = colour_accuracy_of_cls(build_bert({"standin": dict(two_layers, sentence="words")}, env))
+    assert words >= 0.9 and words > mlm_only + 0.3, (mlm_only, words)
+
+
+def test_bert_standin_unknown_sentence_objective_is_named(caption_root, tmp_path):
+    with pytest.raises(ConfigError, match="method.bert.standin.sentence"):
+        build_bert({"standin": dict(TINY_BERT, sentence="nsp")}, env_for(caption_root, tmp_path))
 
 
 @pytest.mark.parametrize("build", [build_clip, build_vit, build_bert])

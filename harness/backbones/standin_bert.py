@@ -2,6 +2,12 @@
 
 BERT's own recipe at toy scale: `mask_prob` of the word tokens are chosen per step; of those
 80% become [MASK], 10% a random word, 10% stay; the loss is cross-entropy on the chosen ones.
+
+`sentence="words"` adds a sentence-level objective on the [CLS] token, the stand-in for BERT's
+next-sentence prediction (the task that trains a real BERT's [CLS]; MLM alone never puts a loss
+on it, and the tiny stand-in's [CLS] then tells colours apart barely above chance): a linear head
+on [CLS] predicts which content words (colours, shapes, sizes; `standin_training.STOPWORDS` out)
+the caption holds, multi-label BCE, weighted `sentence_weight`. Captions only, as for MLM.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
 from harness.backbones.pretrain_cache import load_caption_pairs
 from harness.backbones.standin_training import pretrain_steps, sample_batch, save_standin
+from harness.backbones.standin_vit import label_vocabulary, multi_hot_targets
+from harness.errors import ConfigError
+
+SENTENCE_OBJECTIVES = ("none", "words")
 
 
 def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, tokenizer: BertTokenizer,
@@ -31,9 +41,14 @@ def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, tokenizer: Bert
     return corrupted, labels
 
 
+def caption_texts(data_root: Path) -> list[str]:
+    """Every train caption, image by image."""
+    return [c for _, captions in load_caption_pairs(data_root) for c in captions]
+
+
 def tokenise_captions(data_root: Path, tokenizer: BertTokenizer, max_length: int):
     """All train captions as (ids [M, L], attention mask [M, L], maskable [M, L])."""
-    texts = [c for _, captions in load_caption_pairs(data_root) for c in captions]
+    texts = caption_texts(data_root)
     tokens = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     ids, attention = tokens["input_ids"], tokens["attention_mask"]
     special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
@@ -43,19 +58,44 @@ def tokenise_captions(data_root: Path, tokenizer: BertTokenizer, max_length: int
 def train_bert_standin(config: BertConfig, tokenizer: BertTokenizer, standin: dict, data_root: Path,
                        out_dir: Path, progress: bool = True) -> dict:
     """MLM-pretrain a fresh BertForMaskedLM of `config`; save its encoder (`.bert`) weights."""
+    sentence = str(standin.get("sentence", "none"))
+    if sentence not in SENTENCE_OBJECTIVES:
+        raise ConfigError(f"method.bert.standin.sentence={sentence!r}: expected one of "
+                          f"{', '.join(SENTENCE_OBJECTIVES)}")
     model = BertForMaskedLM(config)
     ids, attention, maskable = tokenise_captions(data_root, tokenizer, config.max_position_embeddings)
     generator = torch.Generator().manual_seed(int(standin["seed"]))
     model.train()
 
-    def step_loss(step: int) -> torch.Tensor:
-        picks = sample_batch(len(ids), int(standin["batch_size"]), generator)
-        corrupted, labels = mask_tokens(ids[picks], maskable[picks], tokenizer, float(standin["mask_prob"]),
-                                        generator)
-        logits = model(input_ids=corrupted, attention_mask=attention[picks]).logits  # [B, L, V]
+    def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
-    curve = pretrain_steps("bert", model.parameters(), standin, step_loss, progress)
+    def masked_batch(picks: torch.Tensor):
+        return mask_tokens(ids[picks], maskable[picks], tokenizer, float(standin["mask_prob"]), generator)
+
+    params = list(model.parameters())
+    if sentence == "none":
+        def step_loss(step: int) -> torch.Tensor:
+            picks = sample_batch(len(ids), int(standin["batch_size"]), generator)
+            corrupted, labels = masked_batch(picks)
+            logits = model(input_ids=corrupted, attention_mask=attention[picks]).logits  # [B, L, V]
+            return mlm_loss(logits, labels)
+    else:
+        texts = caption_texts(data_root)
+        words = label_vocabulary([[t] for t in texts])
+        targets = multi_hot_targets([[t] for t in texts], words)                      # [M, W]
+        head = torch.nn.Linear(config.hidden_size, len(words))
+        params += list(head.parameters())
+        weight = float(standin.get("sentence_weight", 1.0))
+
+        def step_loss(step: int) -> torch.Tensor:
+            picks = sample_batch(len(ids), int(standin["batch_size"]), generator)
+            corrupted, labels = masked_batch(picks)
+            hidden = model.bert(input_ids=corrupted, attention_mask=attention[picks]).last_hidden_state
+            words_loss = F.binary_cross_entropy_with_logits(head(hidden[:, 0]), targets[picks])
+            return mlm_loss(model.cls(hidden), labels) + weight * words_loss
+
+    curve = pretrain_steps("bert", params, standin, step_loss, progress)
     model.eval()
     save_standin(out_dir, model.bert, curve)
     return curve
