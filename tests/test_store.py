@@ -105,7 +105,7 @@ def test_runs_and_frame(tmp_path):
         "synthref/sag/seed0", "synthref/sag/seed1", "synthref/sag/seed10", "synthref+/whole@x/seed0"]
     frame = store.Store(tmp_path).frame()
     assert list(frame.columns) == ["dataset", "method", "seed", "split", "setting", "metric",
-                                   "value"]
+                                   "value", "config_hash"]
     assert len(frame) == (2 + 2 + 2 + 1) * 6
     miou = frame[(frame.metric == "mIoU") & (frame.dataset == "synthref") & (frame.split == "testA")]
     assert sorted(miou.value) == [40.0, 44.0, 48.0] and miou.value.mean() == 44.0

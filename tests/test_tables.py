@@ -55,6 +55,31 @@ def test_mean_and_sample_std_over_three_seeds_are_exact(tmp_path):
     assert cell["setting"] == "tau=0.30" and cell["method"] == "sag"
 
 
+def test_seeds_stored_under_different_configs_are_never_averaged(tmp_path):
+    """A config changed and only seed 0 was rerun: seeds 1-2 still hold the old config's figures.
+    The cell says so instead of pooling 40 with 30 and 30, and no shape check reads it."""
+    write_a3_store(tmp_path, [{t: 30.0 for t in TAUS}] * 3)
+    rerun = tmp_path / "synthref" / "sag" / "seed0" / "metrics.json"
+    doc = json.loads(rerun.read_text())
+    doc["config_hash"] = "new-config"
+    doc["splits"]["val"]["tau=0.50"]["mIoU"] = 40.0
+    rerun.write_text(json.dumps(doc))
+    text = render_table("A3", tmp_path, paper=True)
+    row = next(line for line in text.splitlines() if line.startswith("| τ=0.5"))
+    assert row.split("|")[2].strip() == "mixed configs (2 in n=3)"
+    assert "mixed configs: synthref/sag hold seeds run under different configs" in text
+    assert "33.33" not in text
+    data = table_data("A3", tmp_path)
+    assert all(cell.mixed for cell in data.cells.values() if cell.key["dataset"] == "synthref"
+               and cell.key["method"] == "sag")
+    cell = next(c for c in json.loads(render_table("A3", tmp_path, fmt="json"))["cells"] if c["row"] == "τ=0.5")
+    assert (cell["mean"], cell["n"], cell["configs"]) == (None, 3, 2)
+    doc["config_hash"] = "h" + "sag"                  # the same config again: pooled as before
+    rerun.write_text(json.dumps(doc))
+    row = next(line for line in render_table("A3", tmp_path).splitlines() if line.startswith("| τ=0.5"))
+    assert row.split("|")[2].strip().startswith("33.33 ± 5.77 (n=3)")
+
+
 def test_one_seed_shows_a_dash_for_std_and_floor_runs_are_listed_missing(tmp_path):
     write_a3_store(tmp_path, [{t: 20.0 for t in TAUS}])
     text = render_table("A3", tmp_path)

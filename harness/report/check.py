@@ -44,7 +44,8 @@ def store_metrics(results_dir) -> dict:
     """{metric key: value} of every compared metric in the store."""
     frame = Store(results_dir).frame()
     frame = frame[frame["metric"].isin(METRIC_KEYS)]
-    return {metric_key(*row[:-1]): float(row[-1]) for row in frame.itertuples(index=False)}
+    return {metric_key(row.dataset, row.method, row.seed, row.split, row.setting, row.metric): float(row.value)
+            for row in frame.itertuples(index=False)}
 
 
 def load_reference(path: Path) -> dict:

@@ -21,12 +21,25 @@ DASH = "–"
 
 
 def seed_stats(frame: pd.DataFrame) -> dict:
-    """(dataset, method, split, setting, metric) -> (mean, sample std or NaN, n seeds)."""
+    """(dataset, method, split, setting, metric) -> (mean, sample std or NaN, n seeds, configs).
+
+    `configs` counts the distinct config hashes among the seeds. Seeds stored under different
+    configs (a config changed and only some seeds were rerun) are never pooled: such a cell has
+    no mean and no std, and shows as mixed.
+    """
     if frame.empty:
         return {}
     keys = ["dataset", "method", "split", "setting", "metric"]
-    grouped = frame.groupby(keys)["value"].agg(["mean", "std", "count"])  # std: ddof=1
-    return {key: (row["mean"], row["std"], int(row["count"])) for key, row in grouped.iterrows()}
+    hashes = frame["config_hash"].fillna("") if "config_hash" in frame else pd.Series("", index=frame.index)
+    grouped = (frame.assign(config_hash=hashes).groupby(keys)
+               .agg(mean=("value", "mean"), std=("value", "std"), count=("value", "count"),
+                    configs=("config_hash", "nunique")))                        # std: ddof=1
+    stats = {}
+    for key, row in grouped.iterrows():
+        configs = int(row["configs"])
+        mean, std = (row["mean"], row["std"]) if configs <= 1 else (math.nan, math.nan)
+        stats[key] = (mean, std, int(row["count"]), configs)
+    return stats
 
 
 @dataclass
@@ -35,7 +48,12 @@ class Cell:
     mean: float = math.nan
     std: float = math.nan
     n: int = 0
+    configs: int = 1     # distinct config hashes among the n seeds; > 1: not pooled (mixed)
     paper: float | None = None
+
+    @property
+    def mixed(self) -> bool:
+        return self.configs > 1
 
 
 @dataclass
@@ -112,19 +130,22 @@ def table_data(name: str, results_dir, dataset_family: str = "synthref") -> Tabl
     for row in spec["rows"]:
         for column in columns:
             key = table_specs.cell_key(spec, row, column, dataset_family)
-            mean, std, n = stats.get(tuple(key[f] for f in
-                                           ("dataset", "method", "split", "setting", "metric")),
-                                     (math.nan, math.nan, 0))
+            mean, std, n, configs = stats.get(tuple(key[f] for f in
+                                                    ("dataset", "method", "split", "setting", "metric")),
+                                              (math.nan, math.nan, 0, 1))
             paper = _paper_lookup(spec, row, column, paper_tables)
-            cells[(_key(row), _key(column))] = Cell(key, mean, std, n, paper)
+            cells[(_key(row), _key(column))] = Cell(key, mean, std, n, configs, paper=paper)
     missing = table_specs.missing_runs(name, results_dir, dataset_family)
     return TableData(spec, dataset_family, str(results_dir), spec["rows"], columns, cells, missing)
 
 
 def format_cell(cell: Cell) -> str:
-    """`34.76 ± 0.05 (n=3)`; std shows "–" with one seed; "–" alone with none."""
+    """`34.76 ± 0.05 (n=3)`; std shows "–" with one seed; "–" alone with none; seeds stored
+    under different configs are not pooled: `mixed configs (2 in n=3)`."""
     if cell.n == 0:
         return DASH
+    if cell.mixed:
+        return f"mixed configs ({cell.configs} in n={cell.n})"
     std = DASH if math.isnan(cell.std) else f"{cell.std:.2f}"
     return f"{cell.mean:.2f} ± {std} (n={cell.n})"
 
@@ -156,7 +177,7 @@ def table_rows(data: TableData, paper: bool) -> tuple[list[str], list[list[str]]
 
 
 def check_results(data: TableData) -> list:
-    means = {k: (None if c.n == 0 else c.mean) for k, c in data.cells.items()}
+    means = {k: (None if c.n == 0 or c.mixed else c.mean) for k, c in data.cells.items()}
     labels = {_key(c): column_label(c, data.spec, data.family) for c in data.columns}
     return run_checks(data.spec.get("checks", []), means, [_key(c) for c in data.columns], labels)
 
@@ -178,6 +199,11 @@ def render_table(name: str, results_dir, fmt: str = "markdown", paper: bool = Fa
 
 def _notes(data: TableData, paper: bool) -> list[str]:
     notes = ["Cells: mean ± sample std (ddof=1) over seeds; n = seeds stored; – = no run."]
+    mixed = sorted({f"{c.key['dataset']}/{c.key['method']}" for c in data.cells.values() if c.mixed})
+    if mixed:
+        notes.append(f"mixed configs: {', '.join(mixed)} hold seeds run under different configs "
+                     "(a config changed and not every seed was rerun); they are not averaged. "
+                     "Rerun them (`python -m harness run --table ...` recomputes the stale seeds).")
     if paper and data.family == "synthref":
         notes.append("¹ the paper's figure on real data (RefCOCO family); synthref is a "
                      "different benchmark, so it is not comparable — only the shape is.")
@@ -226,8 +252,9 @@ def _cell_records(data: TableData, paper: bool) -> list[dict]:
             record = {"row": _key(row), "row_label": row.get("label", _key(row)),
                       "column": _key(column),
                       "column_label": column_label(column, data.spec, data.family),
-                      **cell.key, "mean": None if cell.n == 0 else cell.mean,
-                      "std": None if math.isnan(cell.std) else cell.std, "n": cell.n}
+                      **cell.key, "mean": None if cell.n == 0 or cell.mixed else cell.mean,
+                      "std": None if math.isnan(cell.std) else cell.std, "n": cell.n,
+                      "configs": cell.configs}
             if paper:
                 record["paper"] = cell.paper
             records.append(record)

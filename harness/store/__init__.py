@@ -55,7 +55,7 @@ TMP_SUFFIX = ".tmp"
 COUNT_KEYS = ("n", "n_gap")
 SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU", "pointing",
                   "swap_ref_id", "I_swap", "U_swap", "IoU_swap")
-FRAME_COLUMNS = ("dataset", "method", "seed", "split", "setting", "metric", "value")
+FRAME_COLUMNS = ("dataset", "method", "seed", "split", "setting", "metric", "value", "config_hash")
 
 
 # ---------------------------------------------------------------------------------------- writing
@@ -235,8 +235,8 @@ class Store:
                 yield folder, metrics
 
     def frame(self) -> pd.DataFrame:
-        """One row per (dataset, method spec, seed, split, setting, metric) with its value; the
-        dataset as the store names it (`stored_dataset`)."""
+        """One row per (dataset, method spec, seed, split, setting, metric) with its value and
+        the run's config hash; the dataset as the store names it (`stored_dataset`)."""
         rows = []
         for _, metrics in self.runs():
             dataset = stored_dataset(metrics)
@@ -244,7 +244,7 @@ class Store:
                 for setting, summary in by_setting.items():
                     for metric, value in summary.items():
                         rows.append((dataset, metrics["method"], int(metrics["seed"]),
-                                     split, setting, metric, float(value)))
+                                     split, setting, metric, float(value), metrics.get("config_hash")))
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
     def trained_runs(self, dataset: str = "*", seed="*", method_specs=None) -> list[tuple[Path, dict]]:
