@@ -156,8 +156,11 @@ def test_bert_standin_sentence_objective_puts_the_words_into_cls(caption_root, t
 
 
 def test_bert_standin_unknown_sentence_objective_is_named(caption_root, tmp_path):
-    with pytest.raises(ConfigError, match="method.bert.standin.sentence"):
+    with pytest.raises(ConfigError, match="method.bert.standin.sentence="):
         build_bert({"standin": dict(TINY_BERT, sentence="nsp")}, env_for(caption_root, tmp_path))
+    with pytest.raises(ConfigError, match="method.bert.standin.sentence_weight='a lot'"):
+        build_bert({"standin": dict(TINY_BERT, sentence="words", sentence_weight="a lot")},
+                   env_for(caption_root, tmp_path))
 
 
 @pytest.mark.parametrize("build", [build_clip, build_vit, build_bert])

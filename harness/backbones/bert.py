@@ -17,12 +17,13 @@ cfg keys (the method config's BERT section):
     standin     overrides of `BERT_STANDIN` below: the tiny BertConfig (`hidden_size`,
                 `num_hidden_layers`, `num_attention_heads`, `intermediate_size`,
                 `max_position_embeddings`) and its MLM pretraining (`steps`, `batch_size`, `lr`,
-                `weight_decay`, `warmup`, `mask_prob`, `seed`).
+                `weight_decay`, `warmup`, `mask_prob`, `seed`), plus the [CLS] objective
+                (`sentence`: "none" or "words", `sentence_weight`; standin_bert.py).
 The stand-in uses a BertTokenizer over `env.data_root / "vocab.txt"` (one token a line) and is pretrained
 with masked language modelling on the synthref captions, not left at random init: SaG and TSEG
 fine-tune their BERT with a small learning rate (1e-5), which leaves a random encoder close to
-random, while real BERT arrives with contextual features. A short MLM (~20 s) gives the tiny
-encoder the same starting point: words that co-occur in scenes get related representations.
+random, while real BERT arrives with contextual features. A short MLM (~50 s on 2 cores) gives the
+tiny encoder the same starting point: words that co-occur in scenes get related representations.
 With no checkpoint and no `captions.json`/`vocab.txt` under `env.data_root`: CheckpointError.
 """
 

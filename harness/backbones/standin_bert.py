@@ -46,54 +46,54 @@ def caption_texts(data_root: Path) -> list[str]:
     return [c for _, captions in load_caption_pairs(data_root) for c in captions]
 
 
-def tokenise_captions(data_root: Path, tokenizer: BertTokenizer, max_length: int):
-    """All train captions as (ids [M, L], attention mask [M, L], maskable [M, L])."""
-    texts = caption_texts(data_root)
+def tokenise_captions(texts: list[str], tokenizer: BertTokenizer, max_length: int):
+    """The captions as (ids [M, L], attention mask [M, L], maskable [M, L])."""
     tokens = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     ids, attention = tokens["input_ids"], tokens["attention_mask"]
     special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
     return ids, attention, (attention.bool() & ~special)
 
 
-def train_bert_standin(config: BertConfig, tokenizer: BertTokenizer, standin: dict, data_root: Path,
-                       out_dir: Path, progress: bool = True) -> dict:
-    """MLM-pretrain a fresh BertForMaskedLM of `config`; save its encoder (`.bert`) weights."""
+def sentence_objective(standin: dict) -> tuple[str, float]:
+    """(`sentence`, `sentence_weight`) of the stand-in config, checked."""
     sentence = str(standin.get("sentence", "none"))
     if sentence not in SENTENCE_OBJECTIVES:
         raise ConfigError(f"method.bert.standin.sentence={sentence!r}: expected one of "
                           f"{', '.join(SENTENCE_OBJECTIVES)}")
+    weight = standin.get("sentence_weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise ConfigError(f"method.bert.standin.sentence_weight={weight!r}: expected a number ≥ 0")
+    return sentence, float(weight)
+
+
+def train_bert_standin(config: BertConfig, tokenizer: BertTokenizer, standin: dict, data_root: Path,
+                       out_dir: Path, progress: bool = True) -> dict:
+    """MLM-pretrain a fresh BertForMaskedLM of `config` (with the [CLS] objective when
+    `standin["sentence"]` asks for it); save its encoder (`.bert`) weights."""
+    sentence, weight = sentence_objective(standin)
     model = BertForMaskedLM(config)
-    ids, attention, maskable = tokenise_captions(data_root, tokenizer, config.max_position_embeddings)
+    texts = caption_texts(data_root)
+    ids, attention, maskable = tokenise_captions(texts, tokenizer, config.max_position_embeddings)
     generator = torch.Generator().manual_seed(int(standin["seed"]))
     model.train()
-
-    def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
-
-    def masked_batch(picks: torch.Tensor):
-        return mask_tokens(ids[picks], maskable[picks], tokenizer, float(standin["mask_prob"]), generator)
-
     params = list(model.parameters())
-    if sentence == "none":
-        def step_loss(step: int) -> torch.Tensor:
-            picks = sample_batch(len(ids), int(standin["batch_size"]), generator)
-            corrupted, labels = masked_batch(picks)
-            logits = model(input_ids=corrupted, attention_mask=attention[picks]).logits  # [B, L, V]
-            return mlm_loss(logits, labels)
-    else:
-        texts = caption_texts(data_root)
+    words_head, targets = None, None
+    if sentence == "words":
         words = label_vocabulary([[t] for t in texts])
         targets = multi_hot_targets([[t] for t in texts], words)                      # [M, W]
-        head = torch.nn.Linear(config.hidden_size, len(words))
-        params += list(head.parameters())
-        weight = float(standin.get("sentence_weight", 1.0))
+        words_head = torch.nn.Linear(config.hidden_size, len(words))
+        params += list(words_head.parameters())
 
-        def step_loss(step: int) -> torch.Tensor:
-            picks = sample_batch(len(ids), int(standin["batch_size"]), generator)
-            corrupted, labels = masked_batch(picks)
-            hidden = model.bert(input_ids=corrupted, attention_mask=attention[picks]).last_hidden_state
-            words_loss = F.binary_cross_entropy_with_logits(head(hidden[:, 0]), targets[picks])
-            return mlm_loss(model.cls(hidden), labels) + weight * words_loss
+    def step_loss(step: int) -> torch.Tensor:
+        picks = sample_batch(len(ids), int(standin["batch_size"]), generator)
+        corrupted, labels = mask_tokens(ids[picks], maskable[picks], tokenizer, float(standin["mask_prob"]),
+                                        generator)
+        hidden = model.bert(input_ids=corrupted, attention_mask=attention[picks]).last_hidden_state  # [B, L, H]
+        logits = model.cls(hidden)                                                   # [B, L, V]
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if words_head is not None:
+            loss = loss + weight * F.binary_cross_entropy_with_logits(words_head(hidden[:, 0]), targets[picks])
+        return loss
 
     curve = pretrain_steps("bert", params, standin, step_loss, progress)
     model.eval()

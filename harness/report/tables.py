@@ -30,8 +30,7 @@ def seed_stats(frame: pd.DataFrame) -> dict:
     if frame.empty:
         return {}
     keys = ["dataset", "method", "split", "setting", "metric"]
-    hashes = frame["config_hash"].fillna("") if "config_hash" in frame else pd.Series("", index=frame.index)
-    grouped = (frame.assign(config_hash=hashes).groupby(keys)
+    grouped = (frame.assign(config_hash=frame["config_hash"].fillna("")).groupby(keys)
                .agg(mean=("value", "mean"), std=("value", "std"), count=("value", "count"),
                     configs=("config_hash", "nunique")))                        # std: ddof=1
     stats = {}
