@@ -140,6 +140,17 @@ def test_the_gap_is_averaged_over_seeds_and_splits_and_the_margin_is_the_referen
     assert doc["gap_floors"] == {"synthref/sag": 2.6} and doc["gap_margin"] == 1.0
 
 
+def test_a_gap_over_seeds_of_different_configs_is_refused_with_the_runs_named(tmp_path):
+    root = _grounding_store(tmp_path / "ref", sag_gap=4.0)
+    stale = json.loads((root / "synthref/sag/seed1/metrics.json").read_text())
+    stale["config_hash"] = "older"                      # seed 1 kept from a config since changed
+    (root / "synthref/sag/seed1/metrics.json").write_text(json.dumps(stale))
+    reference = tmp_path / "ci.json"
+    with pytest.raises(DataError, match=r"synthref/sag has seeds stored under 2 configs "
+                                        r"\(config hsag: seeds 0; config older: seeds 1\)"):
+        run_check(root, reference, update=True)
+
+
 def test_a_reference_without_gap_floors_checks_no_gap_and_bad_floors_are_named(tmp_path):
     reference = tmp_path / "ci.json"
     assert run_check(_grounding_store(tmp_path / "ref", sag_gap=12.0), reference, update=True) == 0

@@ -9,6 +9,8 @@ another object of the image (harness/eval/metrics.py) — collapses towards 0. T
                                                  `--update` sets a floor (default 2 points)
 
 A method's gap is the mean over its stored seeds and splits at the setting `tau=0.50` (raw maps).
+Seeds stored under different config hashes are never pooled (as in the tables): such a store is
+an error naming the runs, since its mean would describe no single configuration.
 `--update` sets each floor to the lower of (gap − margin) and gap / 2, for methods whose gap
 exceeds the margin; a method at or below it (the floors `whole` and `objects`, whose gap is 0,
 or a method that does not ground yet) gets no floor — there is no grounding to guard. A reference
@@ -17,6 +19,7 @@ without "gap_floors" checks no gap.
 
 from __future__ import annotations
 
+from harness.errors import DataError
 from harness.eval.protocol import Setting
 from harness.store import Store
 
@@ -28,6 +31,14 @@ def store_gaps(results_dir) -> dict:
     """{"dataset/method": mean grounding gap over its seeds and splits at GAP_SETTING}."""
     frame = Store(results_dir).frame()
     frame = frame[(frame["metric"] == "gap") & (frame["setting"] == GAP_SETTING)]
+    frame = frame.assign(config_hash=frame["config_hash"].fillna("none"))
+    for (dataset, method), runs in frame.groupby(["dataset", "method"]):
+        configs = runs.groupby("config_hash")["seed"].unique()
+        if len(configs) > 1:
+            seeds = "; ".join(f"config {h}: seeds {', '.join(map(str, sorted(s)))}" for h, s in configs.items())
+            raise DataError(results_dir, f"{dataset}/{method} has seeds stored under {len(configs)} configs "
+                            f"({seeds}); its grounding gap would pool them. Rerun the older seeds "
+                            f"(or remove them) so that every seed has the current config")
     means = frame.groupby(["dataset", "method"])["value"].mean()
     return {f"{dataset}/{method}": float(value) for (dataset, method), value in means.items()}
 
