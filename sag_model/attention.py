@@ -39,9 +39,19 @@ class MultiHeadAttention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor):
-        q = rearrange(self.to_q(x), "b q (h d) -> b h q d", h=self.heads)          # [B, h, Q, d]
+        return self.attend(x, self.keys_values(context))
+
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, v) [B, h, K, d] of a context: a caller that attends to one context with the same
+        weights several times (weight-tied iterations) projects it once."""
         k = rearrange(self.to_k(context), "b k (h d) -> b h k d", h=self.heads)    # [B, h, K, d]
         v = rearrange(self.to_v(context), "b k (h d) -> b h k d", h=self.heads)
+        return k, v
+
+    def attend(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor]):
+        """The output [B, Q, query_dim] and the probabilities of queries x attending to (k, v)."""
+        k, v = keys_values
+        q = rearrange(self.to_q(x), "b q (h d) -> b h q d", h=self.heads)          # [B, h, Q, d]
         logits = torch.einsum("bhqd,bhkd->bhqk", q, k) * self.scale               # [B, h, Q, K]
         probs, weights = attention_weights(logits, self.softmax_over, self.eps)
         out = torch.einsum("bhqk,bhkd->bhqd", weights, v)                          # [B, h, Q, d]

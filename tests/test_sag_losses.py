@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from sag_model import broadcast_mlp
 from sag_model.decoder import SpatialBroadcastDecoder
 from sag_model.fusion import ModalityFusion
 from sag_model.losses import c3_loss, loss_warmup_factor, reconstruction_loss
@@ -65,6 +66,39 @@ def test_decoder_alpha_sums_to_one_over_slots_and_learns_to_reconstruct():
         loss.backward()
         opt.step()
     assert first > 0.8 and loss.item() < 0.02 * first
+
+
+def test_decoder_output_and_every_gradient_equal_the_plain_autograd_mlp():
+    """The hand-written backward (sag_model/broadcast_mlp.py) against autograd on the same layers,
+    in float64, with a batch that leaves a partial last chunk."""
+    torch.manual_seed(0)
+    decoder = SpatialBroadcastDecoder(slot_dim=8, out_dim=5, hidden=16).double()
+    batch = broadcast_mlp.CHUNK_IMAGES + 2
+    slots = torch.randn(batch, 3, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(batch, 12, 5, dtype=torch.float64)          # a loss that weights every output
+
+    def plain(slots):
+        rows = slots[:, :, None] + decoder.position(3, 4)            # [B, K, N, D]: MLP(slot + pos)
+        out = decoder.mlp(rows)
+        alpha = out[..., -1].softmax(dim=1)
+        return torch.einsum("bkn,bknc->bnc", alpha, out[..., :-1]), alpha
+
+    grads = []
+    for forward in (plain, lambda s: decoder(s, (3, 4))):
+        decoder.zero_grad()
+        slots.grad = None
+        recon, alpha = forward(slots)
+        (recon * weight).sum().backward()
+        grads.append((recon.detach(), alpha, slots.grad.clone(),
+                      {k: p.grad.clone() for k, p in decoder.named_parameters()}))
+    (recon_a, alpha_a, slots_a, params_a), (recon_b, alpha_b, slots_b, params_b) = grads
+    torch.testing.assert_close(recon_b, recon_a)
+    torch.testing.assert_close(alpha_b, alpha_a)
+    torch.testing.assert_close(slots_b, slots_a)
+    assert params_a.keys() == params_b.keys() and len(params_a) == 10   # 4 layers + 2 position tables
+    for name in params_a:
+        torch.testing.assert_close(params_b[name], params_a[name], msg=name)
+    assert not alpha_b.requires_grad                                    # alpha carries no gradient
 
 
 def test_loss_warmup():
