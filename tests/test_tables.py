@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from harness.config import load_run_config
 from harness.report import table_specs
 from harness.errors import ConfigError, UnknownNameError
 from harness.eval.protocol import Setting
@@ -78,6 +79,34 @@ def test_seeds_stored_under_different_configs_are_never_averaged(tmp_path):
     rerun.write_text(json.dumps(doc))
     row = next(line for line in render_table("A3", tmp_path).splitlines() if line.startswith("| τ=0.5"))
     assert row.split("|")[2].strip().startswith("33.33 ± 5.77 (n=3)")
+
+
+def test_seeds_computed_under_a_config_that_is_no_longer_the_files_are_stale(tmp_path):
+    """All three seeds share one config hash, so nothing is mixed; but configs/sag.py has since
+    changed (here: the stored config says T=4). The table must not show them as SaG today."""
+    today = load_run_config("sag", "synthref", "full").cfg
+    write_a3_store(tmp_path, [{t: 30.0 for t in TAUS}] * 3)
+    for seed in range(3):
+        config = json.loads(json.dumps(today))
+        if seed > 0:
+            config["method"]["T"] = 4                  # seeds 1 and 2 ran before the edit
+        (tmp_path / "synthref" / "sag" / f"seed{seed}" / "config.json").write_text(
+            json.dumps({"config": config, "seed": seed}))
+    text = render_table("A3", tmp_path, paper=True)
+    row = next(line for line in text.splitlines() if line.startswith("| τ=0.5"))
+    assert row.split("|")[2].strip() == "stale config (2 of n=3)"
+    assert "stale config: synthref/sag hold seeds computed under a config that is no longer" in text
+    assert "30.00" not in text.split("Shape checks")[0]
+    assert ("`python -m harness run --methods sag --dataset synthref --splits val,testA,testB "
+            f"--seeds 1,2 --taus 0.3,0.4,0.5,0.6,0.7 --crf --profile full --out {tmp_path}`") in text
+    cell = next(c for c in json.loads(render_table("A3", tmp_path, fmt="json"))["cells"] if c["row"] == "τ=0.5")
+    assert (cell["mean"], cell["n"], cell["stale"]) == (None, 3, 2)
+    for seed in (1, 2):                               # rerun under today's config: shown again
+        (tmp_path / "synthref" / "sag" / f"seed{seed}" / "config.json").write_text(
+            json.dumps({"config": today, "seed": seed}))
+    row = next(line for line in render_table("A3", tmp_path).splitlines() if line.startswith("| τ=0.5"))
+    assert row.split("|")[2].strip() == "30.00 ± 0.00 (n=3)"
+    assert all(run["method"] != "sag" for run, _ in table_specs.missing_runs("A3", tmp_path))
 
 
 def test_one_seed_shows_a_dash_for_std_and_floor_runs_are_listed_missing(tmp_path):

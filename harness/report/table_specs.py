@@ -36,6 +36,7 @@ from harness.data.datasets import KEY_SEPARATOR, dataset_key, parse_dataset_key
 from harness.errors import ConfigError, HarnessError, UnknownNameError
 from harness.eval.protocol import Setting
 from harness.paths import REPO_ROOT, configs_dir
+from harness.report import currency
 from harness.store import Store, is_done
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
@@ -184,16 +185,21 @@ def run_command(run: dict, results_dir=DEFAULT_RESULTS) -> str:
     return " ".join(parts)
 
 
-def missing_runs(name: str, results_dir, dataset_family: str = "synthref") -> list[tuple]:
-    """(run, command) for each required run with seeds not (fully) in the store.
+def missing_runs(name: str, results_dir, dataset_family: str = "synthref", stale=None) -> list[tuple]:
+    """(run, command) for each required run with seeds not (fully) in the store, or stale.
 
     A seed counts as stored when its metrics.json holds every split and setting the run needs;
-    the run in each pair lists only the missing seeds.
+    it is stale when its recorded config is not today's (`stale`: `currency.stale_runs`, computed
+    when not given; the runner recomputes a stale seed, its config hash having changed). The run
+    in each pair lists only those seeds.
     """
     missing, store = [], Store(results_dir)
-    for run in required_runs(name, dataset_family):
+    runs = required_runs(name, dataset_family)
+    stale = currency.stale_runs(runs, store) if stale is None else stale
+    for run in runs:
         settings = [s.name for s in Setting.grid(run["taus"], run["crf"])]
-        seeds = [s for s in run["seeds"] if not is_done(
+        outdated = stale.get((run["dataset"], run["method"]), ())
+        seeds = [s for s in run["seeds"] if s in outdated or not is_done(
             store.run_dir(run["dataset"], run["method"], s), None, run["splits"], settings)]
         if seeds:
             run = {**run, "seeds": seeds}

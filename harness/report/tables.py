@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tabulate import tabulate
 
-from harness.report import table_specs
+from harness.report import currency, table_specs
 from harness.errors import ConfigError, DataError
 from harness.report.shape_checks import run_checks
 from harness.store import Store
@@ -21,23 +21,26 @@ DASH = "–"
 
 
 def seed_stats(frame: pd.DataFrame) -> dict:
-    """(dataset, method, split, setting, metric) -> (mean, sample std or NaN, n seeds, configs).
+    """(dataset, method, split, setting, metric) -> (mean, sample std or NaN, n seeds, configs, stale).
 
     `configs` counts the distinct config hashes among the seeds. Seeds stored under different
     configs (a config changed and only some seeds were rerun) are never pooled: such a cell has
-    no mean and no std, and shows as mixed.
+    no mean and no std, and shows as mixed. `stale` counts the seeds a boolean `stale` column
+    marks (harness/report/currency.py; 0 without one): a cell with any has no mean either.
     """
     if frame.empty:
         return {}
     keys = ["dataset", "method", "split", "setting", "metric"]
+    if "stale" not in frame:
+        frame = frame.assign(stale=False)
     grouped = (frame.assign(config_hash=frame["config_hash"].fillna("")).groupby(keys)
                .agg(mean=("value", "mean"), std=("value", "std"), count=("value", "count"),
-                    configs=("config_hash", "nunique")))                        # std: ddof=1
+                    configs=("config_hash", "nunique"), stale=("stale", "sum")))   # std: ddof=1
     stats = {}
     for key, row in grouped.iterrows():
-        configs = int(row["configs"])
-        mean, std = (row["mean"], row["std"]) if configs <= 1 else (math.nan, math.nan)
-        stats[key] = (mean, std, int(row["count"]), configs)
+        configs, stale = int(row["configs"]), int(row["stale"])
+        mean, std = (row["mean"], row["std"]) if configs <= 1 and not stale else (math.nan, math.nan)
+        stats[key] = (mean, std, int(row["count"]), configs, stale)
     return stats
 
 
@@ -48,11 +51,17 @@ class Cell:
     std: float = math.nan
     n: int = 0
     configs: int = 1     # distinct config hashes among the n seeds; > 1: not pooled (mixed)
+    stale: int = 0       # seeds whose stored config is not today's (currency.py): not pooled
     paper: float | None = None
 
     @property
     def mixed(self) -> bool:
         return self.configs > 1
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the cell has a mean: some seeds, one config, and that config today's."""
+        return self.n > 0 and not self.mixed and not self.stale
 
 
 @dataclass
@@ -123,26 +132,32 @@ def _paper_lookup(spec: dict, row: dict, column: dict, paper_tables: dict) -> fl
 def table_data(name: str, results_dir, dataset_family: str = "synthref") -> TableData:
     """Every cell of table `name`: our seed statistics and the paper's figure."""
     spec = table_specs.load_table_spec(name)
-    stats = seed_stats(Store(results_dir).frame())
+    stale = currency.stale_runs(table_specs.required_runs(name, dataset_family), Store(results_dir))
+    frame = Store(results_dir).frame()
+    frame = frame.assign(stale=[seed in stale.get((dataset, method), ()) for dataset, method, seed
+                                in zip(frame["dataset"], frame["method"], frame["seed"])])
+    stats = seed_stats(frame)
     columns = table_specs.family_columns(spec, dataset_family)
     cells, paper_tables = {}, {}
     for row in spec["rows"]:
         for column in columns:
             key = table_specs.cell_key(spec, row, column, dataset_family)
-            mean, std, n, configs = stats.get(tuple(key[f] for f in
-                                                    ("dataset", "method", "split", "setting", "metric")),
-                                              (math.nan, math.nan, 0, 1))
+            figures = stats.get(tuple(key[f] for f in ("dataset", "method", "split", "setting", "metric")),
+                                (math.nan, math.nan, 0, 1, 0))
             paper = _paper_lookup(spec, row, column, paper_tables)
-            cells[(_key(row), _key(column))] = Cell(key, mean, std, n, configs, paper=paper)
-    missing = table_specs.missing_runs(name, results_dir, dataset_family)
+            cells[(_key(row), _key(column))] = Cell(key, *figures, paper=paper)
+    missing = table_specs.missing_runs(name, results_dir, dataset_family, stale)
     return TableData(spec, dataset_family, str(results_dir), spec["rows"], columns, cells, missing)
 
 
 def format_cell(cell: Cell) -> str:
     """`34.76 ± 0.05 (n=3)`; std shows "–" with one seed; "–" alone with none; seeds stored
-    under different configs are not pooled: `mixed configs (2 in n=3)`."""
+    under different configs are not pooled: `mixed configs (2 in n=3)`, nor seeds whose config
+    is no longer the config file's: `stale config (1 of n=3)`."""
     if cell.n == 0:
         return DASH
+    if cell.stale:
+        return f"stale config ({cell.stale} of n={cell.n})"
     if cell.mixed:
         return f"mixed configs ({cell.configs} in n={cell.n})"
     std = DASH if math.isnan(cell.std) else f"{cell.std:.2f}"
@@ -176,7 +191,7 @@ def table_rows(data: TableData, paper: bool) -> tuple[list[str], list[list[str]]
 
 
 def check_results(data: TableData) -> list:
-    means = {k: (None if c.n == 0 or c.mixed else c.mean) for k, c in data.cells.items()}
+    means = {k: (c.mean if c.pooled else None) for k, c in data.cells.items()}
     labels = {_key(c): column_label(c, data.spec, data.family) for c in data.columns}
     return run_checks(data.spec.get("checks", []), means, [_key(c) for c in data.columns], labels)
 
@@ -203,6 +218,11 @@ def _notes(data: TableData, paper: bool) -> list[str]:
         notes.append(f"mixed configs: {', '.join(mixed)} hold seeds run under different configs "
                      "(a config changed and not every seed was rerun); they are not averaged. "
                      "Rerun them (`python -m harness run --table ...` recomputes the stale seeds).")
+    stale = sorted({f"{c.key['dataset']}/{c.key['method']}" for c in data.cells.values() if c.stale})
+    if stale:
+        notes.append(f"stale config: {', '.join(stale)} hold seeds computed under a config that is no "
+                     "longer the config file's (it was edited, or the run had overrides or another "
+                     "profile); they are not shown. The runs below recompute them.")
     if paper and data.family == "synthref":
         notes.append("¹ the paper's figure on real data (RefCOCO family); synthref is a "
                      "different benchmark, so it is not comparable — only the shape is.")
@@ -236,7 +256,7 @@ def _as_text(data: TableData, paper: bool, fmt: str) -> str:
                   else "% Shape checks (the paper's claims, on our seed means):"]
         lines += [f"{lead}{r.name}: **{r.status}** — {r.detail}" if fmt == "markdown"
                   else f"{lead}{r.name}: {r.status} — {r.detail}" for r in check_results(data)]
-    head = f"Missing runs ({len(data.missing)}):" if data.missing else "Missing runs: none."
+    head = f"Missing or stale runs ({len(data.missing)}):" if data.missing else "Missing runs: none."
     lines += ["", head if fmt == "markdown" else f"% {head}"]
     lines += [f"{lead}`{command}`" if fmt == "markdown" else f"{lead}{command}"
               for _, command in data.missing]
@@ -251,9 +271,9 @@ def _cell_records(data: TableData, paper: bool) -> list[dict]:
             record = {"row": _key(row), "row_label": row.get("label", _key(row)),
                       "column": _key(column),
                       "column_label": column_label(column, data.spec, data.family),
-                      **cell.key, "mean": None if cell.n == 0 or cell.mixed else cell.mean,
+                      **cell.key, "mean": cell.mean if cell.pooled else None,
                       "std": None if math.isnan(cell.std) else cell.std, "n": cell.n,
-                      "configs": cell.configs}
+                      "configs": cell.configs, "stale": cell.stale}
             if paper:
                 record["paper"] = cell.paper
             records.append(record)
