@@ -1,0 +1,125 @@
+"""Learning curves on synthref: mIoU, grounding gap and pointing against the training budget.
+Prints a table and writes curves.json and curves.png; asserts nothing.
+
+    python benchmarks/bench_learning_curves.py [--methods sag,maskclip,tseg,groupvit]
+        [--steps 100,300,600,1200] [--seed 0] [--split val] [--out results/learning-curves]
+
+Every point is a fit of its own at that budget, made through the CLI as a table run is
+(`harness run --set train.max_steps=N train.epochs=E`): the schedule (warm-up, cosine) spans the
+N steps, as it would if N were the common budget in configs/_base_/synthref.py, so the curve
+answers "what would this method score if every method got N steps", not "how far along one run
+is it". E is the fewest epochs that hold N steps (3 at 300, the table runs' own value, so that point
+is the table run's config). Each budget has its own store, `<out>/steps<N>`; a rerun skips the
+fits already stored (the runner resumes), so the curve can be extended one budget at a time.
+
+The issue's budget is 300 steps for every method; this shows what each method does below and
+beyond it, at the same steps for all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SETTING = "tau=0.50"
+FIGURES = ("mIoU", "gap", "pointing")
+TABLE_EPOCHS = 3   # configs/_base_/synthref.py: the epochs of the common budget
+
+
+def epochs_for(steps: int, train_size: int, batch: int) -> int:
+    """The fewest epochs that hold `steps` steps, and never fewer than the table runs' 3."""
+    per_epoch = max(1, math.ceil(train_size / batch))
+    return max(TABLE_EPOCHS, math.ceil(steps / per_epoch))
+
+
+def fit_point(method: str, steps: int, epochs: int, seed: int, split: str, store: Path) -> dict:
+    """Run (or resume) one method at one budget; its figures at SETTING and the fit seconds."""
+    command = [sys.executable, "-m", "harness", "run", "--methods", method, "--seeds", str(seed),
+               "--splits", split, "--out", str(store), "--no-progress",
+               "--set", f"train.max_steps={steps}", f"train.epochs={epochs}"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    run = store / "synthref" / method / f"seed{seed}"
+    metrics = json.loads((run / "metrics.json").read_text())
+    timings = json.loads((run / "config.json").read_text()).get("timings_s") or {}
+    summary = metrics["splits"][split][SETTING]
+    return dict(method=method, steps=steps, epochs=epochs, seed=seed,
+                fit_s=round(float(timings.get("fit", math.nan)), 1),
+                wall_s=round(time.perf_counter() - started, 1),
+                **{name: round(float(summary[name]), 2) for name in FIGURES})
+
+
+def plot(points: list[dict], out: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 3.8), dpi=100)
+    methods = sorted({p["method"] for p in points})
+    for i, name in enumerate(FIGURES):
+        axes = figure.add_subplot(1, len(FIGURES), i + 1)
+        for j, method in enumerate(methods):
+            curve = sorted((p["steps"], p[name]) for p in points if p["method"] == method)
+            axes.plot(*zip(*curve), marker="o", color=f"C{j}", label=method)
+        axes.axvline(300, color="grey", linestyle=":", linewidth=1)   # the common budget
+        axes.set_xscale("log")
+        budgets = sorted({p["steps"] for p in points})
+        axes.set_xticks(budgets, labels=[str(n) for n in budgets])
+        axes.minorticks_off()
+        axes.set_xlabel("optimiser steps of 32 (log)")
+        axes.set_title(f"{name} (synthref {points[0]['split']}, seed {points[0]['seed']})", fontsize=9)
+        axes.grid(alpha=0.3)
+        if name == "gap":
+            axes.axhline(5, color="red", linestyle="--", linewidth=1)     # the issue's gap target
+        if i == 0:
+            axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out, format="png")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="sag,maskclip,tseg,groupvit")
+    parser.add_argument("--steps", default="100,300,600,1200")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", default=str(REPO / "results" / "learning-curves"))
+    args = parser.parse_args()
+
+    from harness.config import load_run_config
+    from harness.data.datasets import open_split
+
+    steps = sorted({int(s) for s in args.steps.split(",")})
+    if steps[0] < 1:
+        raise SystemExit(f"--steps: expected positive step counts, got {args.steps}")
+    train_size = len(open_split("synthref", "train"))
+    out = Path(args.out)
+    points = []
+    for method in args.methods.split(","):
+        batch = int(load_run_config(method, "synthref", "full", []).cfg["train"]["batch_size"])
+        for n in steps:
+            point = fit_point(method, n, epochs_for(n, train_size, batch), args.seed, args.split,
+                              out / f"steps{n}")
+            points.append(dict(point, split=args.split))
+            print(f"{method:10s} {n:5d} steps: mIoU {point['mIoU']:6.2f}  gap {point['gap']:6.2f}  "
+                  f"pointing {point['pointing']:6.2f}  (fit {point['fit_s']:.0f} s)", flush=True)
+    (out / "curves.json").write_text(json.dumps(points, indent=1))
+    print(f"\n| method | {' | '.join(f'{n} steps' for n in steps)} |")
+    print("|---|" + "---|" * len(steps))
+    for method in args.methods.split(","):
+        cells = {p["steps"]: p for p in points if p["method"] == method}
+        print(f"| {method} | " + " | ".join(
+            f"{cells[n]['mIoU']:.2f} / {cells[n]['gap']:.2f} / {cells[n]['pointing']:.1f}" for n in steps) + " |")
+    print("(mIoU / grounding gap / pointing at τ = 0.5; every point its own fit)")
+    print(f"wrote {out / 'curves.json'} and {plot(points, out / 'curves.png')}")
+
+
+if __name__ == "__main__":
+    main()
