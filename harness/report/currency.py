@@ -30,7 +30,8 @@ def _canonical(cfg: dict) -> str:
 @lru_cache(maxsize=None)
 def current_config(method_spec: str, dataset: str, profile: str) -> str:
     """The canonical resolved config a table run of `method_spec` on `dataset` (a store dataset
-    key, e.g. `refcocog@umd`) at `profile` would compute today."""
+    key, e.g. `refcocog@umd`) at `profile` would compute today. Read once per process (the CLI
+    renders and exits)."""
     name, _ = parse_dataset_key(dataset)
     return _canonical(load_run_config(method_spec, name, profile).cfg)
 
