@@ -31,13 +31,13 @@ sys.path.insert(0, str(REPO))
 
 SETTING = "tau=0.50"
 FIGURES = ("mIoU", "gap", "pointing")
-TABLE_EPOCHS = 3   # configs/_base_/synthref.py: the epochs of the common budget
 
 
-def epochs_for(steps: int, train_size: int, batch: int) -> int:
-    """The fewest epochs that hold `steps` steps, and never fewer than the table runs' 3."""
-    per_epoch = max(1, math.ceil(train_size / batch))
-    return max(TABLE_EPOCHS, math.ceil(steps / per_epoch))
+def epochs_for(steps: int, train_size: int, train_cfg: dict) -> int:
+    """The fewest epochs that hold `steps` steps, and never fewer than the method config's own
+    (the table runs' value, configs/_base_/synthref.py)."""
+    per_epoch = max(1, math.ceil(train_size / int(train_cfg["batch_size"])))
+    return max(int(train_cfg["epochs"]), math.ceil(steps / per_epoch))
 
 
 def fit_point(method: str, steps: int, epochs: int, seed: int, split: str, store: Path) -> dict:
@@ -103,9 +103,9 @@ def main() -> None:
     out = Path(args.out)
     points = []
     for method in args.methods.split(","):
-        batch = int(load_run_config(method, "synthref", "full", []).cfg["train"]["batch_size"])
+        train_cfg = load_run_config(method, "synthref", "full", []).cfg["train"]
         for n in steps:
-            point = fit_point(method, n, epochs_for(n, train_size, batch), args.seed, args.split,
+            point = fit_point(method, n, epochs_for(n, train_size, train_cfg), args.seed, args.split,
                               out / f"steps{n}")
             points.append(dict(point, split=args.split))
             print(f"{method:10s} {n:5d} steps: mIoU {point['mIoU']:6.2f}  gap {point['gap']:6.2f}  "

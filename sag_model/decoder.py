@@ -4,7 +4,8 @@ Every slot is broadcast to the N patch positions, a learned 2-D position embeddi
 4-layer ReLU MLP maps each (slot, position) to C feature channels plus one alpha logit; alpha is
 softmaxed over the slots and weights the per-slot features into one reconstruction [B, N, C].
 The MLP over the (slot, position) rows and the composition run as one function with a hand-written
-backward (sag_model/broadcast_mlp.py): the same function, a third of the cost through autograd.
+backward (sag_model/broadcast_mlp.py): the same function at ~60 % of autograd's cost
+(forward + backward 0.50 → 0.31 s at the synthref config, 2 cores).
 """
 
 import torch

@@ -86,7 +86,8 @@ class EntitySlots(nn.Module):
 
 
 class AggregationBlock(nn.Module):
-    """S <- S + CrossAttn(LN(S), LN(X)); S <- S + FF(LN(S)). Returns S and A_slot [B, h, K, N]."""
+    """S <- S + CrossAttn(LN(S), LN(X)); S <- S + FF(LN(S)). Returns S and A_slot [B, h, K, N].
+    LN(X)'s keys and values come from `keys_values(X)`, once for the T tied iterations."""
 
     def __init__(self, dim, heads, dim_head, ff_mult, dropout, aggregation="slot"):
         super().__init__()
@@ -102,10 +103,8 @@ class AggregationBlock(nn.Module):
         so `EntityDiscovery` computes them once per forward pass."""
         return self.attn.keys_values(self.norm_context(context))
 
-    def forward(self, slots, context=None, keys_values=None):
-        """`context` [B, N, D], or its `keys_values` from `self.keys_values(context)`."""
-        if keys_values is None:
-            keys_values = self.keys_values(context)
+    def forward(self, slots, keys_values):
+        """Slots [B, K, D] attend to `keys_values` = `self.keys_values(context)`."""
         update, attn = self.attn.attend(self.norm_slots(slots), keys_values)
         slots = slots + update
         return slots + self.ff(self.norm_ff(slots)), attn
@@ -165,7 +164,7 @@ class EntityDiscovery(nn.Module):
         keys_values = self.aggregate.keys_values(context)                          # once for all T
         attn = None
         for _ in range(self.iterations):
-            slots, attn = self.aggregate(slots, keys_values=keys_values)
+            slots, attn = self.aggregate(slots, keys_values)
             if self.interact is not None:
                 slots = self.interact(slots, self.slots.group_size)
         return DiscoveryOutput(self.head_norm(self.head(slots)), attn.mean(dim=1))
