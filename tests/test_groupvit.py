@@ -110,6 +110,52 @@ def test_phrases_and_prompts_come_from_content_words():
     assert prompts == ["a photo of a green star."] * 3
 
 
+def test_phrase_group_loss_pools_over_groups_and_rewards_the_image_that_holds_the_phrase():
+    from harness.backbones.groupvit_pretrain import PhraseGroupLoss
+
+    loss = PhraseGroupLoss([{"red circle", "blue star"}, {"green square"}], weight=2.0, pool_temperature=0.1)
+    assert loss.phrases == ["blue star", "green square", "red circle"]
+    assert loss.positive.tolist() == [[True, False, True], [False, True, False]]
+    phrase_x = torch.eye(4)[:3]                                   # blue star, green square, red circle
+    # Image 0's groups hold its two phrases in different groups, image 1's group its one phrase;
+    # the other groups are background. Pooling over groups finds each phrase in its group.
+    right = torch.stack([torch.stack([torch.eye(4)[0], torch.eye(4)[2], torch.eye(4)[3]]),
+                         torch.stack([torch.eye(4)[1], torch.eye(4)[3], torch.eye(4)[3]])])   # [B=2, G=3, D]
+    swapped = right.flip(0)                                       # each image shows the other's objects
+    scale = torch.tensor(10.0).log()
+    good, bad = loss(right, phrase_x, scale), loss(swapped, phrase_x, scale)
+    assert good < 0.1 < bad
+    # Mean pooling over the groups (what the image embedding does) would dilute the phrase;
+    # the log-sum-exp at T = 0.1 is near the best group's cosine.
+    from harness.backbones.standin_clip import pooled_phrase_logits
+    logits = pooled_phrase_logits(right, phrase_x, 0.1, torch.tensor(1.0))
+    assert logits[0, 0] == pytest.approx(1.0, abs=0.15) and logits[0, 2] == pytest.approx(1.0, abs=0.15)
+    # The weight scales the loss.
+    assert PhraseGroupLoss([{"red circle", "blue star"}, {"green square"}], 1.0, 0.1)(right, phrase_x, scale) \
+        == pytest.approx(float(good) / 2)
+
+
+def test_standin_pretraining_with_the_group_loss_trains_and_needs_its_temperature(tmp_path, synthref_root):
+    from harness.backbones.groupvit_pretrain import pretrain_standin
+
+    backbone = copy.deepcopy(TINY_BACKBONE)
+    tokenizer = vocab_tokenizer(Path(synthref_root) / "synthref" / "vocab.txt", 48)
+    from transformers import GroupViTModel
+
+    torch.manual_seed(0)
+    model = GroupViTModel(groupvit_config(TINY_ARCH, special_token_ids(tokenizer))).train()
+    standin = {**backbone["standin"], "dense_weight": 1.0}
+    with pytest.raises(ConfigError, match="pool_temperature"):
+        pretrain_standin(model, tokenizer, standin, Path(synthref_root) / "synthref", tmp_path, progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    curve = pretrain_standin(model, tokenizer, {**standin, "pool_temperature": 0.1},
+                             Path(synthref_root) / "synthref", tmp_path, progress=False)
+    assert len(curve["losses"]) == 3 and all(torch.isfinite(torch.tensor(curve["losses"])))
+    group_token = "vision_model.encoder.stages.0.group_token"
+    assert not torch.equal(model.state_dict()[group_token], before[group_token])
+    assert (tmp_path / "config.json").is_file()
+
+
 def test_group_nearer_the_dummy_is_background():
     query, dummy = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, 1.0, 0, 0]])
     groups = torch.tensor([[[0.2, 1.0, 0, 0], [1.0, 0.3, 0, 0]]])          # [1, G=2, D]: dummy-ish, query-ish

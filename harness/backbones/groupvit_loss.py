@@ -110,11 +110,21 @@ def groupvit_loss(image_x, text_x, prompt_x, image_ids, logit_scale) -> tuple[to
     return itc + multi, {"itc": float(itc.detach()), "multi_label": float(multi.detach())}
 
 
-def loss_on_batch(model, tokenizer, pixels, texts, image_ids, k: int, rng: random.Random):
-    """GroupViT's loss for normalised pixels [B, 3, S, S] paired with `texts` (one per image row)."""
+def loss_on_batch(model, tokenizer, pixels, texts, image_ids, k: int, rng: random.Random, dense=None):
+    """GroupViT's loss for normalised pixels [B, 3, S, S] paired with `texts` (one per image row).
+
+    `dense` (the stand-in's group-level loss, groupvit_pretrain.PhraseGroupLoss) adds its
+    `phrases` to the same text batch and its loss on (group embeddings, phrase embeddings).
+    """
     prompts = [p for t in texts for p in multi_label_prompts(t, k, rng)]
-    text_all = encode_texts(model, tokenizer(list(texts)), tokenizer(prompts))   # [B + B*K, D]
+    token_batches = [tokenizer(list(texts)), tokenizer(prompts)] + ([tokenizer(dense.phrases)] if dense else [])
+    text_all = encode_texts(model, *token_batches)                        # [B + B*K (+ T), D]
     batch = len(texts)
-    text_x, prompt_x = text_all[:batch], text_all[batch:].view(batch, k, -1)
-    image_x = encode_images(model, pixels)                                # [B, D]
-    return groupvit_loss(image_x, text_x, prompt_x, list(image_ids), model.logit_scale)
+    text_x, prompt_x = text_all[:batch], text_all[batch:batch + batch * k].view(batch, k, -1)
+    if dense is None:
+        image_x = encode_images(model, pixels)                            # [B, D]
+        return groupvit_loss(image_x, text_x, prompt_x, list(image_ids), model.logit_scale)
+    image_x, group_x, _, _ = encode_images(model, pixels, with_groups=True)   # [B, D], [B, G, D]
+    loss, parts = groupvit_loss(image_x, text_x, prompt_x, list(image_ids), model.logit_scale)
+    dense_loss = dense(group_x, text_all[batch + batch * k:], model.logit_scale)
+    return loss + dense_loss, {**parts, "phrase_group": float(dense_loss.detach())}
