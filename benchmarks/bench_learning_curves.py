@@ -40,21 +40,26 @@ def epochs_for(steps: int, train_size: int, train_cfg: dict) -> int:
     return max(int(train_cfg["epochs"]), math.ceil(steps / per_epoch))
 
 
-def fit_point(method: str, steps: int, epochs: int, seed: int, split: str, store: Path) -> dict:
-    """Run (or resume) one method at one budget; its figures at SETTING and the fit seconds."""
+def run_point(method: str, overrides: list[str], seed: int, split: str, store: Path) -> dict:
+    """Run (or resume) one method under `--set overrides` into `store` through the CLI; its
+    figures at SETTING and the seconds of its stages (build includes a stand-in's pretraining)."""
     command = [sys.executable, "-m", "harness", "run", "--methods", method, "--seeds", str(seed),
-               "--splits", split, "--out", str(store), "--no-progress",
-               "--set", f"train.max_steps={steps}", f"train.epochs={epochs}"]
+               "--splits", split, "--out", str(store), "--no-progress", "--set", *overrides]
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     run = store / "synthref" / method / f"seed{seed}"
     metrics = json.loads((run / "metrics.json").read_text())
     timings = json.loads((run / "config.json").read_text()).get("timings_s") or {}
     summary = metrics["splits"][split][SETTING]
-    return dict(method=method, steps=steps, epochs=epochs, seed=seed,
-                fit_s=round(float(timings.get("fit", math.nan)), 1),
-                wall_s=round(time.perf_counter() - started, 1),
+    return dict(method=method, seed=seed, wall_s=round(time.perf_counter() - started, 1),
+                **{f"{stage}_s": round(float(timings.get(stage, math.nan)), 1) for stage in ("build", "fit")},
                 **{name: round(float(summary[name]), 2) for name in FIGURES})
+
+
+def fit_point(method: str, steps: int, epochs: int, seed: int, split: str, store: Path) -> dict:
+    """One method fitted at one budget (its own schedule over `steps`)."""
+    point = run_point(method, [f"train.max_steps={steps}", f"train.epochs={epochs}"], seed, split, store)
+    return dict(point, steps=steps, epochs=epochs)
 
 
 def plot(points: list[dict], out: Path) -> Path:
