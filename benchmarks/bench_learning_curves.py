@@ -62,31 +62,57 @@ def fit_point(method: str, steps: int, epochs: int, seed: int, split: str, store
     return dict(point, steps=steps, epochs=epochs)
 
 
-def plot(points: list[dict], out: Path) -> Path:
+def parse_steps(text: str) -> list[int]:
+    """`--steps 100,300` -> sorted distinct positive step counts, or SystemExit naming the flag."""
+    steps = sorted({int(n) for n in text.split(",")})
+    if steps[0] < 1:
+        raise SystemExit(f"--steps: expected positive step counts, got {text}")
+    return steps
+
+
+def print_table(points: list[dict], series: str, label, steps: list[int], header: str, footnote: str) -> None:
+    """A markdown table: one row per `point[series]` value (labelled `label(value)`), one column per step count."""
+    print(f"\n| {header} | {' | '.join(f'{n} steps' for n in steps)} |")
+    print("|---|" + "---|" * len(steps))
+    for value in dict.fromkeys(p[series] for p in points):
+        cells = {p["steps"]: p for p in points if p[series] == value}
+        print(f"| {label(value)} | " + " | ".join(
+            f"{cells[n]['mIoU']:.2f} / {cells[n]['gap']:.2f} / {cells[n]['pointing']:.1f}" for n in steps) + " |")
+    print(f"(mIoU / grounding gap / pointing at τ = 0.5; {footnote})")
+
+
+def plot_curves(points: list[dict], series: str, label, xlabel: str, title, mark, out: Path) -> Path:
+    """One panel per figure in FIGURES: a curve per `point[series]` value against the steps (log axis).
+    `title(figure name)` titles a panel; `mark(axes, figure name)` draws its reference lines; the
+    legend goes on the first panel."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(12, 3.8), dpi=100)
-    methods = sorted({p["method"] for p in points})
+    values = sorted({p[series] for p in points})
+    budgets = sorted({p["steps"] for p in points})
     for i, name in enumerate(FIGURES):
         axes = figure.add_subplot(1, len(FIGURES), i + 1)
-        for j, method in enumerate(methods):
-            curve = sorted((p["steps"], p[name]) for p in points if p["method"] == method)
-            axes.plot(*zip(*curve), marker="o", color=f"C{j}", label=method)
-        axes.axvline(300, color="grey", linestyle=":", linewidth=1)   # the common budget
+        for j, value in enumerate(values):
+            curve = sorted((p["steps"], p[name]) for p in points if p[series] == value)
+            axes.plot(*zip(*curve), marker="o", color=f"C{j}", label=label(value))
+        mark(axes, name)
         axes.set_xscale("log")
-        budgets = sorted({p["steps"] for p in points})
         axes.set_xticks(budgets, labels=[str(n) for n in budgets])
         axes.minorticks_off()
-        axes.set_xlabel("optimiser steps of 32 (log)")
-        axes.set_title(f"{name} (synthref {points[0]['split']}, seed {points[0]['seed']})", fontsize=9)
+        axes.set_xlabel(xlabel)
+        axes.set_title(title(name), fontsize=9)
         axes.grid(alpha=0.3)
-        if name == "gap":
-            axes.axhline(5, color="red", linestyle="--", linewidth=1)     # the issue's gap target
         if i == 0:
             axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(out, format="png")
     return out
+
+
+def mark_budget_and_target(axes, name: str) -> None:
+    axes.axvline(300, color="grey", linestyle=":", linewidth=1)       # the common budget
+    if name == "gap":
+        axes.axhline(5, color="red", linestyle="--", linewidth=1)     # the issue's gap target
 
 
 def main() -> None:
@@ -101,9 +127,7 @@ def main() -> None:
     from harness.config import load_run_config
     from harness.data.datasets import open_split
 
-    steps = sorted({int(s) for s in args.steps.split(",")})
-    if steps[0] < 1:
-        raise SystemExit(f"--steps: expected positive step counts, got {args.steps}")
+    steps = parse_steps(args.steps)
     train_size = len(open_split("synthref", "train"))
     out = Path(args.out)
     points = []
@@ -116,14 +140,11 @@ def main() -> None:
             print(f"{method:10s} {n:5d} steps: mIoU {point['mIoU']:6.2f}  gap {point['gap']:6.2f}  "
                   f"pointing {point['pointing']:6.2f}  (fit {point['fit_s']:.0f} s)", flush=True)
     (out / "curves.json").write_text(json.dumps(points, indent=1))
-    print(f"\n| method | {' | '.join(f'{n} steps' for n in steps)} |")
-    print("|---|" + "---|" * len(steps))
-    for method in args.methods.split(","):
-        cells = {p["steps"]: p for p in points if p["method"] == method}
-        print(f"| {method} | " + " | ".join(
-            f"{cells[n]['mIoU']:.2f} / {cells[n]['gap']:.2f} / {cells[n]['pointing']:.1f}" for n in steps) + " |")
-    print("(mIoU / grounding gap / pointing at τ = 0.5; every point its own fit)")
-    print(f"wrote {out / 'curves.json'} and {plot(points, out / 'curves.png')}")
+    print_table(points, "method", str, steps, "method", "every point its own fit")
+    figure = plot_curves(points, "method", str, "optimiser steps of 32 (log)",
+                         lambda name: f"{name} (synthref {args.split}, seed {args.seed})",
+                         mark_budget_and_target, out / "curves.png")
+    print(f"wrote {out / 'curves.json'} and {figure}")
 
 
 if __name__ == "__main__":

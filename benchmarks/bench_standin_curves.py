@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_learning_curves import FIGURES, run_point  # noqa: E402
+from benchmarks.bench_learning_curves import parse_steps, plot_curves, print_table, run_point  # noqa: E402
 
 # stand-in -> (the zero-shot method that reads it, the config key of its pretraining steps)
 STANDINS = {
@@ -31,28 +31,13 @@ STANDINS = {
 }
 
 
-def plot(points: list[dict], out: Path) -> Path:
-    from matplotlib.figure import Figure
+def label(standin: str) -> str:
+    return f"{STANDINS[standin][0]} ({standin} stand-in)"
 
-    figure = Figure(figsize=(12, 3.8), dpi=100)
-    for i, name in enumerate(FIGURES):
-        axes = figure.add_subplot(1, len(FIGURES), i + 1)
-        for j, standin in enumerate(sorted({p["standin"] for p in points})):
-            curve = sorted((p["steps"], p[name]) for p in points if p["standin"] == standin)
-            axes.plot(*zip(*curve), marker="o", color=f"C{j}", label=f"{STANDINS[standin][0]} ({standin} stand-in)")
-        budgets = sorted({p["steps"] for p in points})
-        axes.set_xscale("log")
-        axes.set_xticks(budgets, labels=[str(n) for n in budgets])
-        axes.minorticks_off()
-        axes.set_xlabel("stand-in pretraining steps (log)")
-        axes.set_title(f"zero-shot {name} (synthref {points[0]['split']})", fontsize=9)
-        axes.grid(alpha=0.3)
-        if name == "mIoU":
-            axes.axhline(15, color="red", linestyle="--", linewidth=1)   # the CLIP stand-in's target
-            axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out, format="png")
-    return out
+
+def mark_target(axes, name: str) -> None:
+    if name == "mIoU":
+        axes.axhline(15, color="red", linestyle="--", linewidth=1)   # the CLIP stand-in's target
 
 
 def main() -> None:
@@ -66,9 +51,7 @@ def main() -> None:
     unknown = sorted(set(standins) - set(STANDINS))
     if unknown:
         raise SystemExit(f"--standins: unknown {unknown}; expected some of {sorted(STANDINS)}")
-    steps = sorted({int(s) for s in args.steps.split(",")})
-    if steps[0] < 1:
-        raise SystemExit(f"--steps: expected positive step counts, got {args.steps}")
+    steps = parse_steps(args.steps)
     out = Path(args.out)
     points = []
     for standin in standins:
@@ -80,14 +63,12 @@ def main() -> None:
                   f"pointing {point['pointing']:6.2f}  (build incl. pretraining {point['build_s']:.0f} s)",
                   flush=True)
     (out / "standin_curves.json").write_text(json.dumps(points, indent=1))
-    print(f"\n| zero-shot method (stand-in) | {' | '.join(f'{n} steps' for n in steps)} |")
-    print("|---|" + "---|" * len(steps))
-    for standin in standins:
-        cells = {p["steps"]: p for p in points if p["standin"] == standin}
-        print(f"| {STANDINS[standin][0]} ({standin}) | " + " | ".join(
-            f"{cells[n]['mIoU']:.2f} / {cells[n]['gap']:.2f} / {cells[n]['pointing']:.1f}" for n in steps) + " |")
-    print("(mIoU / grounding gap / pointing at τ = 0.5; build seconds include the pretraining on a cache miss)")
-    print(f"wrote {out / 'standin_curves.json'} and {plot(points, out / 'standin_curves.png')}")
+    print_table(points, "standin", label, steps, "zero-shot method (stand-in)",
+                "build seconds include the pretraining on a cache miss")
+    figure = plot_curves(points, "standin", label, "stand-in pretraining steps (log)",
+                         lambda name: f"zero-shot {name} (synthref {args.split})", mark_target,
+                         out / "standin_curves.png")
+    print(f"wrote {out / 'standin_curves.json'} and {figure}")
 
 
 if __name__ == "__main__":
