@@ -274,3 +274,35 @@ def test_trimmed_text_encoding_equals_open_clips_full_context():
     model = standin_clip_model(CLIP_STANDIN).eval()
     tokens = open_clip.SimpleTokenizer(context_length=48)(["big red circle", "a small blue star and a green cross"])
     assert torch.allclose(encode_text_trimmed(model, tokens), model.encode_text(tokens), atol=1e-5)
+
+
+def test_local_attention_keeps_a_patch_blind_to_far_pixels():
+    from baselines.maskclip import dense_patch_embeddings
+    from harness.backbones.clip import CLIP_STANDIN, local_attention_mask, standin_clip_model
+
+    mask = local_attention_mask(1 + 16 * 16, 2)
+    assert (mask[0] == 0).all()                         # the class token sees everything
+    assert torch.isinf(mask[1:, 0]).all()               # no patch reads the class token
+    assert (mask[1 + 5 * 16 + 5] == 0).sum() == 25      # an inner patch: its 5×5 neighbourhood
+    assert (mask[1] == 0).sum() == 9                    # a corner patch: 3×3
+    torch.manual_seed(0)
+    pixels = torch.randn(1, 3, 64, 64)
+    moved = pixels.clone()
+    moved[..., 48:, 48:] += 1.0                          # the bottom-right 4×4 patches only
+
+    def changed(model) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            diff = (dense_patch_embeddings(model.visual, moved) - dense_patch_embeddings(model.visual, pixels))
+            pooled = model.encode_image(moved) - model.encode_image(pixels)
+        return diff.abs().amax(-1)[0].view(16, 16), pooled.abs().max()
+
+    local, pooled = changed(standin_clip_model(dict(CLIP_STANDIN, local_radius=2)))
+    # MaskCLIP reads one attention block, then the value path: patches more than 2 steps from
+    # the moved ones are untouched, the ones beside them do change, and the image embedding does
+    assert local[:10, :].max() == 0 and local[:, :10].max() == 0
+    assert local[10:, 10:].min() > 0 and pooled > 0
+    open_clip_default, _ = changed(standin_clip_model(CLIP_STANDIN))
+    assert open_clip_default[:10, :10].min() > 0        # global attention: every patch moves
+    with pytest.raises(ConfigError, match="local_radius"):
+        standin_clip_model(dict(CLIP_STANDIN, local_radius=-1))
