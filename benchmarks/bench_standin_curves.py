@@ -3,7 +3,7 @@ stand-in pretrained for N steps on synthref's captions (mIoU, grounding gap, poi
 table and writes standin_curves.json and standin_curves.png; asserts nothing.
 
     python benchmarks/bench_standin_curves.py [--standins clip,groupvit] [--steps 100,200,400,800]
-        [--split val] [--out results/standin-curves]
+        [--standin-seeds 0] [--split val] [--out results/standin-curves]
 
 Each point pretrains the stand-in afresh at N steps (its warm-up and cosine schedule span the N
 steps; `--set method.<backbone>.standin.steps=N` through the CLI, cached by config hash like any
@@ -26,13 +26,14 @@ from benchmarks.bench_learning_curves import parse_steps, plot_curves, print_tab
 
 # stand-in -> (the zero-shot method that reads it, the config key of its pretraining steps)
 STANDINS = {
-    "clip": ("maskclip@zeroshot", "method.clip.standin.steps"),
-    "groupvit": ("groupvit@zeroshot", "method.backbone.standin.steps"),
+    "clip": ("maskclip@zeroshot", "method.clip.standin"),
+    "groupvit": ("groupvit@zeroshot", "method.backbone.standin"),
 }
 
 
-def label(standin: str) -> str:
-    return f"{STANDINS[standin][0]} ({standin} stand-in)"
+def label(series: str) -> str:
+    standin, _, seed = series.partition("@seed")
+    return f"{STANDINS[standin][0]} ({standin} stand-in{f', seed {seed}' if seed else ''})"
 
 
 def mark_target(axes, name: str) -> None:
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--standins", default="clip,groupvit")
     parser.add_argument("--steps", default="100,200,400,800")
+    parser.add_argument("--standin-seeds", default="0")
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", default=str(REPO / "results" / "standin-curves"))
     args = parser.parse_args()
@@ -52,16 +54,22 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--standins: unknown {unknown}; expected some of {sorted(STANDINS)}")
     steps = parse_steps(args.steps)
+    seeds = [int(s) for s in args.standin_seeds.split(",")]
     out = Path(args.out)
     points = []
     for standin in standins:
         method, key = STANDINS[standin]
-        for n in steps:
-            point = run_point(method, [f"{key}={n}"], 0, args.split, out / f"{standin}-steps{n}")
-            points.append(dict(point, standin=standin, steps=n, split=args.split))
-            print(f"{method:18s} stand-in {n:4d} steps: mIoU {point['mIoU']:6.2f}  gap {point['gap']:6.2f}  "
-                  f"pointing {point['pointing']:6.2f}  (build incl. pretraining {point['build_s']:.0f} s)",
-                  flush=True)
+        for seed in seeds:
+            # seed 0 (the configs' own) keeps the folders and the series name of a one-seed curve
+            series = standin if seed == 0 else f"{standin}@seed{seed}"
+            overrides = [] if seed == 0 else [f"{key}.seed={seed}"]
+            for n in steps:
+                point = run_point(method, overrides + [f"{key}.steps={n}"], 0, args.split,
+                                  out / f"{series.replace('@', '-')}-steps{n}")
+                points.append(dict(point, standin=series, steps=n, split=args.split))
+                print(f"{method:18s} stand-in seed {seed} {n:4d} steps: mIoU {point['mIoU']:6.2f}  "
+                      f"gap {point['gap']:6.2f}  pointing {point['pointing']:6.2f}  "
+                      f"(build incl. pretraining {point['build_s']:.0f} s)", flush=True)
     (out / "standin_curves.json").write_text(json.dumps(points, indent=1))
     print_table(points, "standin", label, steps, "zero-shot method (stand-in)",
                 "build seconds include the pretraining on a cache miss")
