@@ -1,7 +1,7 @@
 # SaG on the embedded benchmark (synthref, synthref+, synthrefg): the release's architecture
 # (shared/specs/sag.md A.3-A.7) scaled to 64 px scenes and tiny stand-in backbones.
 # K = 12 slots as K_g x K_s = 6 x 2: the paper's best ratio (18 x 2 of 36, Table 3) scaled to K = 12.
-_base_ = ['_base_/synthref.py', '_base_/sag_variants.py']
+_base_ = ['_base_/synthref.py', '_base_/vit_standin.py', '_base_/sag_variants.py']
 
 method = dict(
     type="sag",

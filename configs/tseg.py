@@ -3,7 +3,7 @@
 # multi-label patch assignment (MLPA) BCE over every expression of the batch (no masks).
 # Backbones are the synthref stand-ins shared with SaG (same stand-in configs → same cache):
 # a tiny ViT pretrained on the captions' words (the ImageNet stand-in) and a tiny BERT (MLM + [CLS] words).
-_base_ = ['_base_/synthref.py']
+_base_ = ['_base_/synthref.py', '_base_/vit_standin.py']
 
 method = dict(
     type="tseg",

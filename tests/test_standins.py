@@ -278,7 +278,8 @@ def test_trimmed_text_encoding_equals_open_clips_full_context():
 
 def test_local_attention_keeps_a_patch_blind_to_far_pixels():
     from baselines.maskclip import dense_patch_embeddings
-    from harness.backbones.clip import CLIP_STANDIN, local_attention_mask, standin_clip_model
+    from harness.backbones.clip import CLIP_STANDIN, standin_clip_model
+    from harness.backbones.local_attention import local_attention_mask
 
     mask = local_attention_mask(1 + 16 * 16, 2)
     assert (mask[0] == 0).all()                         # the class token sees everything
@@ -306,3 +307,21 @@ def test_local_attention_keeps_a_patch_blind_to_far_pixels():
     assert open_clip_default[:10, :10].min() > 0        # global attention: every patch moves
     with pytest.raises(ConfigError, match="local_radius"):
         standin_clip_model(dict(CLIP_STANDIN, local_radius=-1))
+
+
+def test_vit_standin_local_attention_grows_the_receptive_field_by_radius_per_block():
+    from harness.backbones.vit import VIT_STANDIN, standin_vit
+
+    torch.manual_seed(0)
+    pixels = torch.randn(1, 3, 64, 64)
+    moved = pixels.clone()
+    moved[..., 48:, 48:] += 1.0                          # grid rows and columns 12–15 only
+    vit = standin_vit(dict(VIT_STANDIN, local_radius=1)).eval()   # 3 blocks
+    with torch.no_grad():
+        diff = (vit.forward_features(moved) - vit.forward_features(pixels)).abs().amax(-1)[0]
+    patches = diff[vit.num_prefix_tokens:].view(16, 16)
+    # 3 blocks × 1 grid step: rows and columns 9–15 may change, nothing nearer the origin does
+    assert patches[:9].max() == 0 and patches[:, :9].max() == 0
+    assert patches[9:, 9:].min() > 0 and diff[0] > 0    # the class token sees everything
+    with pytest.raises(ConfigError, match="method.vit.standin.local_radius"):
+        standin_vit(dict(VIT_STANDIN, local_radius=1.5))

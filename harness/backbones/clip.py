@@ -20,7 +20,6 @@ With no checkpoint and no `captions.json` under `env.data_root`: CheckpointError
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,18 +29,19 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import set_model_preprocess_cfg
 from open_clip.transform import PreprocessCfg
 
+from harness.backbones.local_attention import attach_local_attention, check_radius
 from harness.backbones.pretrain_cache import cached_pretrain
 from harness.backbones.standin_clip import train_clip_standin
 from harness.backbones.standin_training import load_standin_weights, merged, standin_seed
 from harness.backbones.state_dicts import (first_line, is_torchscript_archive, raise_on_mismatch,
                                            read_state_dict, require_path, size_mismatches, state_dict_keys)
-from harness.errors import CheckpointError, ConfigError, UnknownNameError
+from harness.errors import CheckpointError, UnknownNameError
 
 # The stand-in's architecture (an open_clip model config) and pretraining (standin_clip.py). A
 # 4-px patch (a 16×16 grid at 64 px) so that a token sees part of one object, not several; 48
 # tokens hold the longest synthref caption (40 BPE tokens with start/end). `local_radius`: None is
 # open_clip's global attention; an integer r confines a patch's attention to the patches within r
-# grid steps (`attach_local_attention`); synthref's MaskCLIP config sets it (configs/maskclip.py).
+# grid steps (local_attention.py); synthref's MaskCLIP config sets it (configs/maskclip.py).
 CLIP_STANDIN = dict(
     embed_dim=64,
     vision_cfg=dict(image_size=64, patch_size=4, width=64, layers=2, head_width=32),
@@ -158,50 +158,13 @@ def _mismatch_detail(path, model) -> str:
     return f"{len(shapes)} size mismatches, e.g. " + "; ".join(shapes[:3])
 
 
-def local_attention_mask(tokens: int, radius: int) -> torch.Tensor:
-    """Additive attention mask [L, L] for a class token followed by a square grid of patches.
-
-    The class token attends to every token; a patch attends only to the patches within `radius`
-    grid steps of it (Chebyshev distance), never to the class token, so no layer mixes a patch
-    with the whole image: a patch token's receptive field grows by 2·radius + 1 patches per block.
-    """
-    side = math.isqrt(tokens - 1)
-    if side * side != tokens - 1:
-        raise ConfigError(f"method.clip.standin.local_radius: {tokens - 1} patches are not a square grid")
-    index = torch.arange(side * side)
-    rows, cols = index // side, index % side
-    near = torch.maximum((rows[:, None] - rows).abs(), (cols[:, None] - cols).abs()) <= radius  # [N, N]
-    allowed = torch.ones(tokens, tokens, dtype=torch.bool)
-    allowed[1:, 0] = False
-    allowed[1:, 1:] = near
-    return torch.zeros(tokens, tokens).masked_fill(~allowed, -math.inf)
-
-
-def attach_local_attention(visual, radius: int) -> None:
-    """Every block of the vision tower attends under `local_attention_mask` (a forward pre-hook,
-    so open_clip's own forward and any code calling the blocks, as MaskCLIP does, get it)."""
-    masks: dict[int, torch.Tensor] = {}
-
-    def with_mask(block, args, kwargs):
-        if kwargs.get("attn_mask") is not None:
-            return None
-        tokens = args[0].shape[1 if block.attn.batch_first else 0]   # [B, L, W] or [L, B, W]
-        if tokens not in masks:
-            masks[tokens] = local_attention_mask(tokens, radius)
-        return args, {**kwargs, "attn_mask": masks[tokens]}
-
-    for block in visual.transformer.resblocks:
-        block.register_forward_pre_hook(with_mask, with_kwargs=True)
-
-
 def standin_clip_model(standin: dict) -> open_clip.CLIP:
     """A freshly initialised tiny CLIP from the stand-in's open_clip model config."""
     model = open_clip.CLIP(**{k: standin[k] for k in MODEL_KEYS if k in standin})
-    radius = standin.get("local_radius")
+    radius = check_radius(standin.get("local_radius"), "method.clip.standin.local_radius")
     if radius is not None:
-        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
-            raise ConfigError(f"method.clip.standin.local_radius: expected an integer ≥ 0 or None, got {radius!r}")
-        attach_local_attention(model.visual, int(radius))
+        transformer = model.visual.transformer
+        attach_local_attention(transformer.resblocks, radius, prefix=1, batch_first=transformer.batch_first)
     preprocess = PreprocessCfg(size=standin["vision_cfg"]["image_size"], mean=tuple(standin["mean"]),
                                std=tuple(standin["std"]))
     set_model_preprocess_cfg(model, asdict(preprocess))

@@ -13,7 +13,8 @@ cfg keys (the method config's ViT section):
     drop_path_rate  stochastic depth while fine-tuning (default 0.1; either path).
     mean, std       the checkpoint's normalisation (default 0.5/0.5, AugReg's).
     standin         overrides of `VIT_STANDIN` below: the tiny ViT's sizes (`img_size`,
-                    `patch_size`, `embed_dim`, `depth`, `num_heads`) and its multi-label
+                    `patch_size`, `embed_dim`, `depth`, `num_heads`, `local_radius`: None for
+                    global attention, r to confine a patch's to r grid steps) and its multi-label
                     pretraining (`steps`, `batch_size`, `lr`, `weight_decay`, `warmup`, `seed`).
 With no checkpoint and no `captions.json` under `env.data_root`: CheckpointError.
 """
@@ -29,6 +30,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer, _load_weights, checkpoint_filter_fn
 from torch import nn
 
+from harness.backbones.local_attention import attach_local_attention, check_radius
 from harness.backbones.pretrain_cache import cached_pretrain
 from harness.backbones.standin_training import load_standin_weights, merged, standin_seed
 from harness.backbones.standin_vit import train_vit_standin
@@ -38,8 +40,8 @@ from harness.errors import CheckpointError, UnknownNameError
 
 # The ImageNet stand-in: a tiny ViT taught which colour/shape/size words a scene holds, with the
 # per-patch scores pooled by a log-sum-exp mean (standin_vit.py). 4-px patches: a 16×16 grid.
-VIT_STANDIN = dict(img_size=64, patch_size=4, embed_dim=64, depth=3, num_heads=2, pool="lse", pool_temperature=0.5,
-                   steps=300, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=20, seed=0)
+VIT_STANDIN = dict(img_size=64, patch_size=4, embed_dim=64, depth=3, num_heads=2, local_radius=None,
+                   pool="lse", pool_temperature=0.5, steps=300, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=20, seed=0)
 ARCH_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
 # Keys of the classifier head: checkpoints carry one, the patch encoder has none.
 HEAD_PREFIXES = ("head.", "fc_norm.", "pre_logits.")
@@ -136,8 +138,12 @@ def load_vit_state(vit: VisionTransformer, state: dict, path: Path, arch: str) -
 
 def standin_vit(standin: dict, drop_path_rate: float = 0.0, init: bool = True) -> VisionTransformer:
     """A tiny ViT (no classifier) of the stand-in's sizes; timm-initialised unless weights follow."""
-    return VisionTransformer(num_classes=0, drop_path_rate=drop_path_rate, dynamic_img_size=True,
-                             weight_init="" if init else "skip", **{k: standin[k] for k in ARCH_KEYS})
+    vit = VisionTransformer(num_classes=0, drop_path_rate=drop_path_rate, dynamic_img_size=True,
+                            weight_init="" if init else "skip", **{k: standin[k] for k in ARCH_KEYS})
+    radius = check_radius(standin.get("local_radius"), "method.vit.standin.local_radius")
+    if radius is not None:
+        attach_local_attention(vit.blocks, radius, prefix=vit.num_prefix_tokens)
+    return vit
 
 
 def build_standin_vit(cfg: dict, env) -> PatchEncoder:
