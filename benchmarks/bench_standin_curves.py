@@ -1,15 +1,19 @@
-"""Zero-shot figures against the stand-ins' pretraining steps: what a method scores straight off a
-stand-in pretrained for N steps on synthref's captions (mIoU, grounding gap, pointing). Prints a
-table and writes standin_curves.json and standin_curves.png; asserts nothing.
+"""Figures against the stand-ins' pretraining: what a method scores on a stand-in pretrained for N
+steps on synthref's captions (mIoU, grounding gap, pointing) — zero-shot where the method has a
+zero-shot variant (CLIP, GroupViT), else after its fine-tuning at the common budget (the ViT
+stand-in, through TSEG, its cheaper reader). Prints a table and writes standin_curves.json and
+standin_curves.png; asserts nothing.
 
-    python benchmarks/bench_standin_curves.py [--standins clip,groupvit] [--steps 100,200,400,800]
+    python benchmarks/bench_standin_curves.py [--standins clip,groupvit,vit] [--steps 100,200,400,800]
         [--standin-seeds 0] [--split val] [--out results/standin-curves]
 
 Each point pretrains the stand-in afresh at N steps (its warm-up and cosine schedule span the N
 steps; `--set method.<backbone>.standin.steps=N` through the CLI, cached by config hash like any
-stand-in) and evaluates the method's zero-shot variant on it. The stand-ins' own seed is fixed, so
-one run per point. The configs' values (CLIP 400, GroupViT 200) are points of the curve; the CLIP
-stand-in's issue target is MaskCLIP zero-shot ≥ 15 mIoU on synthref val.
+stand-in) and runs the method on it. A stand-in's seed is fixed in its config (0), so the run seeds
+never vary it; `--standin-seeds 0,1,2` pretrains it at each seed (`<section>.seed`) to show how much
+a figure owes to that one draw. The configs' values (CLIP 400, GroupViT 200, ViT 300) are points of
+the curve; the CLIP stand-in's issue target is MaskCLIP zero-shot ≥ 15 mIoU on synthref val.
+`--standins vit --steps 300 --standin-seeds 0,1,2` gives TSEG at the ViT stand-in's seeds.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_learning_curves import parse_steps, plot_curves, print_table, run_point  # noqa: E402
 
-# stand-in -> (the zero-shot method that reads it, the config key of its pretraining steps)
+# stand-in -> (the method that reads it, the config section of its pretraining)
 STANDINS = {
     "clip": ("maskclip@zeroshot", "method.clip.standin"),
     "groupvit": ("groupvit@zeroshot", "method.backbone.standin"),
+    "vit": ("tseg", "method.vit.standin"),
 }
 
 
@@ -54,7 +59,10 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--standins: unknown {unknown}; expected some of {sorted(STANDINS)}")
     steps = parse_steps(args.steps)
-    seeds = [int(s) for s in args.standin_seeds.split(",")]
+    try:
+        seeds = [int(s) for s in args.standin_seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"--standin-seeds: expected comma-separated integers, got {args.standin_seeds}") from None
     out = Path(args.out)
     points = []
     for standin in standins:
@@ -71,10 +79,10 @@ def main() -> None:
                       f"gap {point['gap']:6.2f}  pointing {point['pointing']:6.2f}  "
                       f"(build incl. pretraining {point['build_s']:.0f} s)", flush=True)
     (out / "standin_curves.json").write_text(json.dumps(points, indent=1))
-    print_table(points, "standin", label, steps, "zero-shot method (stand-in)",
+    print_table(points, "standin", label, steps, "method (stand-in)",
                 "build seconds include the pretraining on a cache miss")
     figure = plot_curves(points, "standin", label, "stand-in pretraining steps (log)",
-                         lambda name: f"zero-shot {name} (synthref {args.split})", mark_target,
+                         lambda name: f"{name} (synthref {args.split})", mark_target,
                          out / "standin_curves.png")
     print(f"wrote {out / 'standin_curves.json'} and {figure}")
 

@@ -291,7 +291,7 @@ def test_local_attention_keeps_a_patch_blind_to_far_pixels():
     moved = pixels.clone()
     moved[..., 48:, 48:] += 1.0                          # the bottom-right 4×4 patches only
 
-    def changed(model) -> torch.Tensor:
+    def changed(model) -> tuple[torch.Tensor, torch.Tensor]:
         model.eval()
         with torch.no_grad():
             diff = (dense_patch_embeddings(model.visual, moved) - dense_patch_embeddings(model.visual, pixels))

@@ -49,15 +49,16 @@ def attach_local_attention(blocks, radius: int, prefix: int = 1, batch_first: bo
     """Every block in `blocks` attends under `local_attention_mask`: a forward pre-hook passes it as
     the block's `attn_mask` when the caller gives none, so the model's own forward and any code that
     calls the blocks one by one (MaskCLIP's dense path) get it. Blocks must take `attn_mask=`."""
-    masks: dict[int, torch.Tensor] = {}
+    masks: dict[tuple, torch.Tensor] = {}
 
     def with_mask(block, args, kwargs):
         if kwargs.get("attn_mask") is not None:
             return None
-        tokens = args[0].shape[1 if batch_first else 0]   # [B, L, W] or [L, B, W]
-        if tokens not in masks:
-            masks[tokens] = local_attention_mask(tokens, radius, prefix)
-        return args, {**kwargs, "attn_mask": masks[tokens]}
+        x = args[0]
+        key = (x.shape[1 if batch_first else 0], x.device, x.dtype)   # [B, L, W] or [L, B, W]
+        if key not in masks:   # built once per token count, on the tokens' device and in their dtype
+            masks[key] = local_attention_mask(key[0], radius, prefix).to(x.device, x.dtype)
+        return args, {**kwargs, "attn_mask": masks[key]}
 
     for block in blocks:
         block.register_forward_pre_hook(with_mask, with_kwargs=True)

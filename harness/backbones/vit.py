@@ -41,7 +41,8 @@ from harness.errors import CheckpointError, UnknownNameError
 # The ImageNet stand-in: a tiny ViT taught which colour/shape/size words a scene holds, with the
 # per-patch scores pooled by a log-sum-exp mean (standin_vit.py). 4-px patches: a 16×16 grid.
 VIT_STANDIN = dict(img_size=64, patch_size=4, embed_dim=64, depth=3, num_heads=2, local_radius=None,
-                   pool="lse", pool_temperature=0.5, steps=300, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=20, seed=0)
+                   pool="lse", pool_temperature=0.5,
+                   steps=300, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=20, seed=0)
 ARCH_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
 # Keys of the classifier head: checkpoints carry one, the patch encoder has none.
 HEAD_PREFIXES = ("head.", "fc_norm.", "pre_logits.")
