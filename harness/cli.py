@@ -43,7 +43,7 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--splits", default=None, help="comma-separated; default: the eval splits")
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--profile", default=None, help="smoke, ci or full (default full)")
-    run.add_argument("--table", default=None, help="make every run a table needs (A2, A3, A4)")
+    run.add_argument("--table", default=None, help="make every run a table needs (A2, A3, A4, T3: `list` names them)")
     run.add_argument("--family", default="synthref", choices=["synthref", "real"],
                      help="with --table: the embedded benchmark or the real datasets")
     run.add_argument("--taus", default="0.5", help="comma-separated thresholds in (0, 1)")

@@ -190,14 +190,20 @@ def cmd_run(args) -> int:
         check_data_root(opts.dataset, opts.data_root)
         if opts.splits:
             check_splits(opts.dataset, opts.splits, opts.split_by)
-    outcomes = []
-    for specs, seeds, opts in batches:
-        outcomes += run_many(specs, seeds, opts, jobs=args.jobs)
-    computed = sum(outcome.status == "done" for outcome in outcomes)
-    if distributed.is_main():
-        print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, "
-              f"in {args.out}")
-        _print_summaries(batches, args.out)
+    distributed.init_distributed()  # under torchrun: join the group once for every batch
+    finished = False
+    try:
+        outcomes = []
+        for specs, seeds, opts in batches:
+            outcomes += run_many(specs, seeds, opts, jobs=args.jobs)
+        computed = sum(outcome.status == "done" for outcome in outcomes)
+        if distributed.is_main():
+            print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, "
+                  f"in {args.out}")
+            _print_summaries(batches, args.out)
+        finished = True
+    finally:
+        distributed.shutdown_distributed(finished)  # no barrier after an error: a peer may never reach it
     return 0
 
 

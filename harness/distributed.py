@@ -1,7 +1,7 @@
 """torch.distributed helpers: the harness runs under `torchrun` on the standard engine (DDP).
 
 `torchrun --nproc_per_node N -m harness run ...` sets RANK/WORLD_SIZE/LOCAL_RANK; the runner calls
-`init_distributed()` once. NCCL on GPUs, gloo on CPU. Outside torchrun every helper degrades to
+`init_distributed()` once and `shutdown_distributed()` at the end. NCCL on GPUs, gloo on CPU. Outside torchrun every helper degrades to
 the single-process behaviour (rank 0 of 1), so methods call them unconditionally.
 """
 
@@ -24,6 +24,17 @@ def init_distributed() -> bool:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return True
+
+
+def shutdown_distributed(finished: bool = True) -> None:
+    """Leave the process group this process joined, after a barrier when every rank `finished`.
+    Left joined, gloo's threads can outlive the interpreter's teardown, which then aborts
+    ("terminate called without an active exception") after the work is done."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def is_distributed() -> bool:

@@ -163,6 +163,7 @@ def main(out: str) -> None:
     results = {name: one_step(name) for name in CASES}
     if distributed.is_main():
         torch.save(results, out)
+    distributed.shutdown_distributed()
 
 
 if __name__ == "__main__":

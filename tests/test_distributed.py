@@ -87,3 +87,13 @@ def test_single_process_helpers_and_batch_split():
     assert distributed.all_gather_objects({"a": 1}) == [{"a": 1}]
     assert distributed.all_true(True) and not distributed.all_true(False)
     assert distributed.local_batch_size(32) == 32
+
+
+def test_shutdown_leaves_the_group_it_joined(tmp_path):
+    import torch.distributed as dist
+
+    distributed.shutdown_distributed()          # never joined: nothing to leave, no error
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    distributed.shutdown_distributed()
+    assert not dist.is_initialized()
