@@ -83,8 +83,8 @@ def print_table(points: list[dict], series: str, label, steps: list[int], header
 
 def plot_curves(points: list[dict], series: str, label, xlabel: str, title, mark, out: Path) -> Path:
     """One panel per figure in FIGURES: a curve per `point[series]` value against the steps (log axis).
-    `title(figure name)` titles a panel; `mark(axes, figure name)` draws its reference lines; the
-    legend goes on the first panel."""
+    `title(figure name)` titles a panel; `mark(axes, figure name)` draws its reference lines; one
+    legend goes below the panels."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(12, 3.8), dpi=100)
@@ -102,9 +102,9 @@ def plot_curves(points: list[dict], series: str, label, xlabel: str, title, mark
         axes.set_xlabel(xlabel)
         axes.set_title(title(name), fontsize=9)
         axes.grid(alpha=0.3)
-        if i == 0:
-            axes.legend(fontsize=8)
-    figure.tight_layout()
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(values), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))     # the legend below the panels hides no point
     figure.savefig(out, format="png")
     return out
 
