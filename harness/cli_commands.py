@@ -203,7 +203,7 @@ def cmd_run(args) -> int:
             _print_summaries(batches, args.out)
         finished = True
     finally:
-        distributed.shutdown_distributed(finished)  # no barrier after an error: a peer may never reach it
+        distributed.shutdown_distributed(finished)
     return 0
 
 

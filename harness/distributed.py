@@ -1,8 +1,9 @@
 """torch.distributed helpers: the harness runs under `torchrun` on the standard engine (DDP).
 
-`torchrun --nproc_per_node N -m harness run ...` sets RANK/WORLD_SIZE/LOCAL_RANK; the runner calls
-`init_distributed()` once and `shutdown_distributed()` at the end. NCCL on GPUs, gloo on CPU. Outside torchrun every helper degrades to
-the single-process behaviour (rank 0 of 1), so methods call them unconditionally.
+`torchrun --nproc_per_node N -m harness run ...` sets RANK/WORLD_SIZE/LOCAL_RANK; `harness run`
+joins with `init_distributed()` and leaves with `shutdown_distributed()`. NCCL on GPUs, gloo on
+CPU. Outside torchrun every helper degrades to the single-process behaviour (rank 0 of 1), so
+methods call them unconditionally.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def init_distributed() -> bool:
 
 
 def shutdown_distributed(finished: bool = True) -> None:
-    """Leave the process group this process joined, after a barrier when every rank `finished`.
-    Left joined, gloo's threads can outlive the interpreter's teardown, which then aborts
+    """Leave the process group this process joined; when this rank `finished` its work, first wait
+    at a barrier for the others (after an error a peer may never reach it). Left joined, gloo's threads can outlive the interpreter's teardown, which then aborts
     ("terminate called without an active exception") after the work is done."""
     if not (dist.is_available() and dist.is_initialized()):
         return
