@@ -29,8 +29,9 @@ def init_distributed() -> bool:
 
 def shutdown_distributed(finished: bool = True) -> None:
     """Leave the process group this process joined; when this rank `finished` its work, first wait
-    at a barrier for the others (after an error a peer may never reach it). Left joined, gloo's threads can outlive the interpreter's teardown, which then aborts
-    ("terminate called without an active exception") after the work is done."""
+    at a barrier for the others (after an error a peer may never reach it). Left joined, gloo's
+    threads can outlive the interpreter's teardown, which then aborts ("terminate called without
+    an active exception") after the work is done."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     if finished:
