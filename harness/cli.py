@@ -60,6 +60,9 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--save-predictions", action="store_true",
                      help="also write each map as <run>/predictions/<split>/<sample_id>.png "
                           "(what `score` reads)")
+    run.add_argument("--reproducible", action="store_true",
+                     help="pinned CPU kernels (SAG_HARNESS_KERNELS=pinned, harness/numerics.py): the same "
+                          "bits on any x86 CPU with AVX2 at the same thread count, at a cost in speed")
 
 
 def _add_readers(sub, parents) -> None:
@@ -90,6 +93,12 @@ def _add_readers(sub, parents) -> None:
     check.add_argument("--reference", default="configs/reference/ci.json")
     check.add_argument("--tolerance", type=float, default=0.5)
     check.add_argument("--update", action="store_true")
+    check.add_argument("--only", action="append", default=[], metavar="GLOB",
+                       help="check only the reference metrics (and gap floors) whose key matches this "
+                            "fnmatch glob, e.g. 'synthref/sag/*' (repeatable)")
+    check.add_argument("--tolerances-from", default=None, metavar="SPREAD_JSON",
+                       help="with --update: set the tolerances from a kernel-spread study "
+                            "(benchmarks/bench_kernel_spread.py) instead of keeping the old ones")
 
     figure = sub.add_parser("figure", parents=parents, help="qualitative figures")
     figure.add_argument("kind", choices=["entities"])
@@ -133,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pin_kernels() -> None:
+    """`--reproducible`: pinned kernels, which take effect only if torch has not loaded yet."""
+    from harness.errors import ConfigError
+    from harness.numerics import KERNELS_ENV, apply_kernels
+
+    if "torch" in sys.modules and os.environ.get(KERNELS_ENV) != "pinned":
+        raise ConfigError(f"--reproducible: torch is already loaded in this process, so its CPU kernels "
+                          f"are chosen; set {KERNELS_ENV}=pinned in the environment instead")
+    apply_kernels("pinned")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; the exit status (0 ok, 1 internal failure, 2 user mistake)."""
     from harness import cli_commands
@@ -142,6 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     try:
+        if getattr(args, "reproducible", False):
+            _pin_kernels()
         return int(cli_commands.HANDLERS[args.command](args) or 0)
     except HarnessError as exc:
         if args.debug:

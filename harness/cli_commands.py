@@ -287,7 +287,8 @@ def cmd_score(args) -> int:
 def cmd_check(args) -> int:
     from harness.report.check import run_check
 
-    return run_check(Path(args.results), Path(args.reference), args.tolerance, args.update)
+    return run_check(Path(args.results), Path(args.reference), args.tolerance, args.update,
+                     only=args.only, tolerances_from=args.tolerances_from)
 
 
 def cmd_figure(args) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+from harness.numerics import kernel_mode
 from harness.data.datasets import is_synthetic
 from harness.errors import ConfigError, UnknownNameError
 from harness.overrides import apply_override, parse_value  # noqa: F401  (the `--set` rule)
@@ -151,6 +152,9 @@ def load_run_config(method_spec: str, dataset: str, profile: str,
         merged = deep_merge(merged, _overlay(file_cfg, "variant", variant))
     for assignment in overrides:
         apply_override(merged, assignment)
+    mode = kernel_mode()
+    if mode != "native":   # pinned CPU kernels compute other bits: their runs are other runs
+        merged["runtime"]["kernels"] = mode
     return ResolvedConfig(cfg=merged, config_hash=config_hash(merged, dataset, profile, limit, data),
                           method=method, variant=variant, profile=profile, dataset=dataset,
                           source=source, data=data)

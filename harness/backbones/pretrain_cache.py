@@ -17,6 +17,7 @@ from typing import Callable
 
 from harness.atomic_dir import build_once
 from harness.errors import CheckpointError
+from harness.numerics import kernel_mode, platform_record
 from harness.seeding import torch_threads
 
 STANDIN_THREADS = 2
@@ -56,8 +57,13 @@ def load_caption_pairs(data_root: Path) -> list[tuple[Path, list[str]]]:
 
 
 def standin_key(kind: str, standin_cfg: dict, data_root: Path) -> str:
-    blob = json.dumps({"kind": kind, "cfg": standin_cfg, "captions": captions_fingerprint(data_root),
-                       "threads": STANDIN_THREADS}, sort_keys=True, default=str)
+    """The cache key; pinned kernels (harness/numerics.py) get their own entries, so a stand-in
+    pretrained with the CPU's native kernels is never reused by a run that must be portable."""
+    key = {"kind": kind, "cfg": standin_cfg, "captions": captions_fingerprint(data_root),
+           "threads": STANDIN_THREADS}
+    if kernel_mode() != "native":
+        key["kernels"] = kernel_mode()
+    blob = json.dumps(key, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -73,7 +79,8 @@ def cached_pretrain(kind: str, standin_cfg: dict, data_root: Path, cache_dir: Pa
     def fill(tmp: Path) -> None:
         with torch_threads(STANDIN_THREADS):
             train_fn(tmp)
-        (tmp / "standin.json").write_text(json.dumps({"kind": kind, "cfg": standin_cfg, "threads": STANDIN_THREADS},
+        (tmp / "standin.json").write_text(json.dumps({"kind": kind, "cfg": standin_cfg, "threads": STANDIN_THREADS,
+                                                      "platform": platform_record()},
                                                      sort_keys=True, indent=1, default=str))
 
     return build_once(final, fill)

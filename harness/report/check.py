@@ -15,6 +15,12 @@ A reference entry with no value in the store fails as "missing"; store metrics t
 lacks are counted but do not fail. `--update` rewrites the metrics from the store (sorted keys),
 keeping the tolerances and the note.
 
+Platform: the reference records the platform it was made on ("platform", harness/numerics.py);
+`check` prints it beside the store's and says when they differ in a way that can change bits
+(then the figures are expected within the tolerances, not bit-identical). The tolerances are set
+from a measured kernel spread (harness/report/tolerances.py: `--update --tolerances-from`).
+`--only GLOB` checks the part of the reference whose keys match (a store of some methods only).
+
 Grounding: the optional "gap_floors" {dataset/method: floor} fail the check when a method's
 grounding gap falls below its floor, even with every metric within tolerance; `--update` rewrites
 them from the store (harness/report/gap_floors.py).
@@ -27,7 +33,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.report import gap_floors
+from harness.numerics import bit_differences, platform_record
+from harness.report import gap_floors, tolerances as calibration
 from harness.errors import DataError
 from harness.eval.metrics import METRIC_KEYS
 from harness.store import Store, write_json_atomic
@@ -46,6 +53,65 @@ def store_metrics(results_dir) -> dict:
     frame = frame[frame["metric"].isin(METRIC_KEYS)]
     return {metric_key(row.dataset, row.method, row.seed, row.split, row.setting, row.metric): float(row.value)
             for row in frame.itertuples(index=False)}
+
+
+def store_platforms(results_dir) -> list[dict]:
+    """The distinct platforms the store's runs recorded (config.json "platform"), in run order."""
+    seen, platforms = set(), []
+    for config in sorted(Path(results_dir).glob("*/*/seed*/config.json")):
+        try:
+            record = json.loads(config.read_text()).get("platform")
+        except (OSError, json.JSONDecodeError):
+            continue
+        blob = json.dumps(record, sort_keys=True)
+        if blob not in seen:
+            seen.add(blob)
+            platforms.append(record)
+    return platforms
+
+
+def describe_platform(record: dict | None) -> str:
+    """One line: CPU, the kernels in use, BLAS, torch, threads."""
+    if not record:
+        return "not recorded"
+    flags = record.get("cpu_flags") or {}
+    isa = "AMX" if flags.get("amx_tile") else "AVX-512" if flags.get("avx512f") else "AVX2" if flags.get("avx2") else "?"
+    return (f"{record.get('cpu_model')} ({isa}); kernels {record.get('kernel_mode', 'native')}, "
+            f"ATen {record.get('aten_cpu_capability')}, {record.get('blas')}"
+            + (f" MKL_CBWR={record['environment']['MKL_CBWR']}" if (record.get("environment") or {}).get("MKL_CBWR") else "")
+            + f"; torch {record.get('torch')}, {record.get('threads')} threads"
+            + (f"; CUDA {record['cuda'].get('device')}" if record.get("cuda") else ""))
+
+
+def platform_lines(reference: dict, results_dir) -> list[str]:
+    """What `check` prints of the reference's platform and the store's, and what follows."""
+    ref = reference.get("platform")
+    here = store_platforms(results_dir)
+    lines = [f"reference platform: {describe_platform(ref)}"]
+    lines += [f"this store's:       {describe_platform(p)}" for p in here] or ["this store's:       not recorded"]
+    reasons = sorted({r for p in here for r in bit_differences(ref, p)})
+    if reasons:
+        lines.append("these can change bits (" + "; ".join(reasons) + "): figures are expected within "
+                     "the tolerances, not bit-identical")
+    elif here:
+        lines.append("same platform and kernels: figures are expected bit-identical")
+    return lines
+
+
+def only_matching(reference: dict, globs) -> dict:
+    """The reference restricted to the metric keys (and gap-floor keys) matching any glob."""
+    if not globs:
+        return reference
+    keep = lambda key: any(fnmatchcase(key, g) or fnmatchcase(key + "/", g) for g in globs)
+    out = dict(reference)
+    out["metrics"] = {k: v for k, v in reference["metrics"].items() if keep(k)}
+    # A method's gap floor comes along with any of its metrics, or when a glob names the method.
+    methods = {"/".join(key.split("/")[:2]) for key in out["metrics"]}
+    out["gap_floors"] = {k: v for k, v in reference.get("gap_floors", {}).items()
+                         if k in methods or keep(k)}
+    if not out["metrics"] and not out["gap_floors"]:
+        raise DataError("--only", f"{', '.join(globs)} matches no metric of the reference")
+    return out
 
 
 def load_reference(path: Path) -> dict:
@@ -118,17 +184,31 @@ def _failure_report(failed: list[dict], total: int, refresh: str,
             f"If the change is intended, refresh the reference: {refresh}")
 
 
-def update_reference(results_dir: Path, reference_path: Path) -> int:
-    """Rewrite the reference's metrics from the store, keeping its tolerances and note."""
+def update_reference(results_dir: Path, reference_path: Path, tolerances_from=None) -> int:
+    """Rewrite the reference's metrics, gap floors and platform from the store, keeping its
+    tolerances and note — or, with `tolerances_from`, setting the tolerances (and holding the
+    floors) under that kernel-spread study (harness/report/tolerances.py)."""
     now = store_metrics(results_dir)
     if not now:
         raise DataError(results_dir, "no metrics.json in the store; nothing to write to the "
                         "reference (run `python -m harness run ...` first)")
     old = load_reference(reference_path) if Path(reference_path).is_file() else {}
     margin = float(old.get("gap_margin", gap_floors.DEFAULT_GAP_MARGIN))
-    floors, unguarded = gap_floors.floors_from(gap_floors.store_gaps(results_dir), margin)
+    gaps = gap_floors.store_gaps(results_dir)
+    floors, unguarded = gap_floors.floors_from(gaps, margin)
+    platforms = store_platforms(results_dir)
+    if len(platforms) > 1:
+        raise DataError(results_dir, f"its runs were made on {len(platforms)} platforms "
+                        f"({'; '.join(describe_platform(p) for p in platforms)}); a reference is made on one")
     doc = {"about": old.get("about", ABOUT), "tolerances": old.get("tolerances", {}),
-           "metrics": now, "gap_floors": floors}
+           "metrics": now, "gap_floors": floors,
+           "platform": platforms[0] if platforms else platform_record()}
+    if "tolerance_basis" in old:
+        doc["tolerance_basis"] = old["tolerance_basis"]
+    if tolerances_from is not None:
+        spread = calibration.load_spread(Path(tolerances_from))
+        doc["tolerances"], doc["tolerance_basis"] = calibration.calibrate(now, spread, tolerances_from)
+        doc["gap_floors"] = calibration.floors_under_spread(gaps, spread, margin)
     if "gap_margin" in old:
         doc["gap_margin"] = old["gap_margin"]
     write_json_atomic(Path(reference_path), doc)
@@ -138,12 +218,18 @@ def update_reference(results_dir: Path, reference_path: Path) -> int:
     return 0
 
 
-def run_check(results_dir, reference_path, tolerance: float = 0.5, update: bool = False) -> int:
+def run_check(results_dir, reference_path, tolerance: float = 0.5, update: bool = False,
+              only=(), tolerances_from=None) -> int:
     """0 when every reference metric is in the store within tolerance, else 1 (a table printed)."""
     results_dir, reference_path = Path(results_dir), Path(reference_path)
+    if tolerances_from is not None and not update:
+        raise DataError("--tolerances-from", "only with --update (it sets the reference's tolerances)")
     if update:
-        return update_reference(results_dir, reference_path)
-    reference = load_reference(reference_path)
+        if only:
+            raise DataError("--only", "not with --update: the reference is rewritten whole")
+        return update_reference(results_dir, reference_path, tolerances_from)
+    reference = only_matching(load_reference(reference_path), only)
+    print("\n".join(platform_lines(reference, results_dir)))
     now = store_metrics(results_dir)
     rows = compare(now, reference, tolerance)
     failed = [r for r in rows if r["status"] != "ok"]

@@ -15,6 +15,7 @@ from importlib import metadata
 
 import torch
 
+from harness.numerics import platform_record
 from harness.paths import REPO_ROOT
 
 VERSIONED_PACKAGES = {
@@ -77,6 +78,8 @@ def config_record(resolved, seed: int, opts, train_log: dict, timings: dict,
         "started_at": utc_iso(started),
         "finished_at": utc_iso(time.time()),
         "torch_threads": torch.get_num_threads(),   # what computed it (runtime.torch_threads pins it)
+        # What can change a float result beyond the config: CPU, kernels, BLAS (harness/numerics.py).
+        "platform": platform_record(),
         "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},
         "train_log": train_log,
         "command": opts.command,

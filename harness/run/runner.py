@@ -192,6 +192,8 @@ def fit_hash(cfg: dict, method: str, dataset: str, profile: str, data: Optional[
     eval_only = set(segmenter_class(method).EVAL_ONLY_KEYS)
     payload = dict(method={k: v for k, v in cfg["method"].items() if k not in eval_only},
                    train=cfg.get("train", {}), torch_threads=cfg.get("runtime", {}).get("torch_threads"))
+    if cfg.get("runtime", {}).get("kernels"):   # pinned kernels (harness/numerics.py): another fit
+        payload["kernels"] = cfg["runtime"]["kernels"]
     return config_hash(payload, dataset, profile, data=data)
 
 
