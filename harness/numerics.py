@@ -25,6 +25,8 @@ import os
 import platform as _platform
 import sys
 
+from harness.errors import ConfigError
+
 KERNELS_ENV = "SAG_HARNESS_KERNELS"
 MODES = ("native", "pinned")
 
@@ -50,8 +52,6 @@ def kernel_mode() -> str:
     """The mode in force: `native` or `pinned` (ConfigError for anything else)."""
     mode = os.environ.get(KERNELS_ENV, "native").strip().lower() or "native"
     if mode not in MODES:
-        from harness.errors import ConfigError
-
         raise ConfigError(f"environment variable {KERNELS_ENV}={os.environ[KERNELS_ENV]!r}: "
                           f"expected one of {', '.join(MODES)}")
     return mode

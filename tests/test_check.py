@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from harness.cli import main
 from harness.report.check import run_check, tolerance_for
 from harness.errors import DataError
 from test_tables import write_metrics
@@ -164,3 +165,46 @@ def test_a_reference_without_gap_floors_checks_no_gap_and_bad_floors_are_named(t
     reference.write_text(json.dumps(doc))
     with pytest.raises(DataError, match=r"gap_floors\['synthref/sag'\] = 'six'; expected a number"):
         run_check(tmp_path / "ref", reference)
+
+
+def test_tolerances_are_set_from_a_measured_spread_and_floors_held_under_it(tmp_path, reference, capsys):
+    from harness.report.tolerances import FLOOR, SAFETY
+
+    doc = json.loads(reference.read_text())
+    doc["gap_floors"] = {"synthref/sag": 3.0}
+    reference.write_text(json.dumps(doc))
+    key = "synthref/sag/seed1/val/tau=0.50/mIoU"
+    spread = tmp_path / "spread.json"
+    moved = dict(doc["metrics"], **{key: doc["metrics"][key] - 0.4})
+    spread.write_text(json.dumps({
+        "metrics": {"default": doc["metrics"], "aten_avx2": moved},
+        "platforms": {"other-cpu": {"metrics": dict(doc["metrics"])}},
+        "gaps": {"default/seed0": {"synthref/sag": 4.5}, "aten_avx2/seed0": {"synthref/sag": 2.5}}}))
+    assert main(["check", "--reference", str(reference), "--tolerances-from", str(spread)]) == 0
+    new = json.loads(reference.read_text())
+    assert new["metrics"] == doc["metrics"]                              # kept
+    assert new["tolerances"]["synthref/sag/*/mIoU"] == pytest.approx(SAFETY * 0.4)
+    assert new["tolerances"]["synthref/sag/*/cIoU"] == FLOOR["cIoU"]     # never moved: the floor
+    assert new["tolerances"]["synthref+/tseg/*/mIoU"] == FLOOR["mIoU"]
+    basis = new["tolerance_basis"]["deviations"]["synthref/sag/*/mIoU"]
+    assert basis["at"] == key and basis["seen_under"] == "choice:aten_avx2"
+    # The floor 3.0 would fail the aten_avx2 gap of 2.5: held to the rule on that gap,
+    # min(2.5 - margin 2, 2.5 / 2) = 0.5.
+    assert new["gap_floors"] == {"synthref/sag": 0.5}
+    # A study that lacks a method of the reference cannot calibrate it.
+    spread.write_text(json.dumps({"metrics": {"default": {key: 31.0}}}))
+    assert main(["check", "--reference", str(reference), "--tolerances-from", str(spread)]) == 2
+    assert "measured no figure for synthref+/tseg/cIoU" in capsys.readouterr().err
+
+
+def test_only_checks_the_matching_part_of_the_reference_and_its_gap_floor(tmp_path, reference, capsys):
+    store = tmp_path / "sag-only"
+    for seed in range(2):
+        write_metrics(store, "synthref", "sag", seed,
+                      {"val": {"tau=0.50": {"mIoU": 31.0 + seed, "cIoU": 28.0, "n": 10}}})
+    assert run_check(store, reference) == 1                               # tseg missing
+    capsys.readouterr()
+    assert run_check(store, reference, only=["synthref/sag/*"]) == 0
+    assert "check passed: 4 metrics" in capsys.readouterr().out
+    with pytest.raises(DataError, match="matches no metric"):
+        run_check(store, reference, only=["synthref/nosuch/*"])

@@ -205,16 +205,25 @@ def update_reference(results_dir: Path, reference_path: Path, tolerances_from=No
            "platform": platforms[0] if platforms else platform_record()}
     if "tolerance_basis" in old:
         doc["tolerance_basis"] = old["tolerance_basis"]
-    if tolerances_from is not None:
-        spread = calibration.load_spread(Path(tolerances_from))
-        doc["tolerances"], doc["tolerance_basis"] = calibration.calibrate(now, spread, tolerances_from)
-        doc["gap_floors"] = calibration.floors_under_spread(gaps, spread, margin)
     if "gap_margin" in old:
         doc["gap_margin"] = old["gap_margin"]
+    if tolerances_from is not None:
+        doc = calibration.recalibrate(doc, Path(tolerances_from))
     write_json_atomic(Path(reference_path), doc)
     print(f"wrote {len(now)} metrics and {len(floors)} grounding-gap floors from {results_dir} "
           f"to {reference_path}"
           + (f"; no floor (gap ≤ {margin:g}): {', '.join(unguarded)}" if unguarded else ""))
+    return 0
+
+
+def recalibrate_reference(reference_path: Path, spread_path: Path) -> int:
+    """Set the reference's tolerances and hold its gap floors under a kernel-spread study; its
+    metrics, platform and note stay as they are (harness/report/tolerances.py)."""
+    doc = calibration.recalibrate(load_reference(reference_path), spread_path)
+    write_json_atomic(Path(reference_path), doc)
+    widest = max(doc["tolerances"].items(), key=lambda item: item[1])
+    print(f"set {len(doc['tolerances'])} tolerances in {reference_path} from {spread_path} "
+          f"(widest {widest[0]}: {widest[1]:g}); {len(doc['gap_floors'])} gap floors held under the study")
     return 0
 
 
@@ -223,7 +232,7 @@ def run_check(results_dir, reference_path, tolerance: float = 0.5, update: bool 
     """0 when every reference metric is in the store within tolerance, else 1 (a table printed)."""
     results_dir, reference_path = Path(results_dir), Path(reference_path)
     if tolerances_from is not None and not update:
-        raise DataError("--tolerances-from", "only with --update (it sets the reference's tolerances)")
+        return recalibrate_reference(reference_path, Path(tolerances_from))
     if update:
         if only:
             raise DataError("--only", "not with --update: the reference is rewritten whole")

@@ -108,13 +108,23 @@ def calibrate(reference_metrics: dict, spread: dict, source: str) -> tuple[dict,
     return tolerances, basis
 
 
-def floors_under_spread(reference_gaps: dict, spread: dict, margin: float) -> dict:
-    """{method: floor}: `--update`'s rule on the reference's gap and on the smallest gap seen."""
-    floors = {}
-    for key, gap in sorted(reference_gaps.items()):
-        seen = [g.get(key) for g in spread.get("gaps", {}).values()]
-        lowest = min([gap] + [g for g in seen if g is not None])
-        floor = gap_floors.floor_for(lowest, margin)
-        if floor is not None:
-            floors[key] = floor
-    return floors
+def floors_under_spread(floors: dict, spread: dict, margin: float) -> dict:
+    """{method: floor}: each floor no higher than `--update`'s rule on the smallest gap the study
+    saw for that method (a floor above a gap some CPU measures would fail on that CPU)."""
+    held = {}
+    for key, floor in sorted(floors.items()):
+        seen = [g[key] for g in spread.get("gaps", {}).values() if g.get(key) is not None]
+        lowest = gap_floors.floor_for(min(seen), margin) if seen else floor
+        if lowest is not None:
+            held[key] = min(float(floor), lowest)
+    return held
+
+
+def recalibrate(doc: dict, spread_path: Path) -> dict:
+    """The reference document with tolerances, their basis and its gap floors set from a study."""
+    spread = load_spread(spread_path)
+    margin = float(doc.get("gap_margin", gap_floors.DEFAULT_GAP_MARGIN))
+    out = dict(doc)
+    out["tolerances"], out["tolerance_basis"] = calibrate(doc["metrics"], spread, spread_path)
+    out["gap_floors"] = floors_under_spread(doc.get("gap_floors", {}), spread, margin)
+    return out
