@@ -28,10 +28,21 @@ def _debug_parent(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
+def _add_include(parser: argparse.ArgumentParser) -> None:
+    """`--include` on every command that names methods (harness/plugins.py)."""
+    parser.add_argument("--include", action="append", default=[], metavar="MODULE_OR_PATH",
+                        help="import a method module of your own first: a module name, a .py file "
+                             "or a package folder (repeatable; also SAG_HARNESS_INCLUDE, "
+                             "os.pathsep-separated; docs/adding_a_method.md)")
+
+
 def _add_run(sub, parents) -> None:
     run = sub.add_parser("run", parents=parents, help="train and evaluate methods × seeds")
-    run.add_argument("--methods", default=DEFAULT_METHODS,
-                     help="comma-separated method specs, NAME or NAME@VARIANT")
+    run.add_argument("--methods", default=None,
+                     help=f"comma-separated method specs, NAME or NAME@VARIANT (default {DEFAULT_METHODS}; "
+                          "with --config: the method its method.type names)")
+    run.set_defaults(default_methods=DEFAULT_METHODS)
+    _add_include(run)
     run.add_argument("--dataset", default="synthref")
     run.add_argument("--data-root", default=None)
     run.add_argument("--image-root", default=None)
@@ -43,15 +54,20 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--splits", default=None, help="comma-separated; default: the eval splits")
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--profile", default=None, help="smoke, ci or full (default full)")
-    run.add_argument("--table", default=None, help="make every run a table needs (A2, A3, A4, T3: `list` names them)")
+    run.add_argument("--table", default=None,
+                     help="make every run a table needs (A2, A3, A4, T3: `list` names them), "
+                          "or a table spec file of your own (my_table.py)")
     run.add_argument("--family", default="synthref", choices=["synthref", "real"],
                      help="with --table: the embedded benchmark or the real datasets")
     run.add_argument("--taus", default="0.5", help="comma-separated thresholds in (0, 1)")
     run.add_argument("--crf", action="store_true", help="also evaluate the +crf settings")
     run.add_argument("--set", dest="overrides", action="append", default=[], nargs="+",
-                     metavar="KEY=VALUE", help="config override, e.g. train.epochs=3")
+                     metavar="KEY=VALUE", help="config override, e.g. train.epochs=3; a key the "
+                                               "config lacks is an error unless written +KEY=VALUE")
     run.add_argument("--out", default=DEFAULT_RESULTS)
-    run.add_argument("--config", default=None, help="config file instead of configs/<method>.py")
+    run.add_argument("--config", default=None,
+                     help="config file instead of configs/<method>.py, anywhere (its _base_ may name "
+                          "the harness's, e.g. _base_/synthref.py; its custom_imports are imported)")
     run.add_argument("--limit", type=int, default=None, help="first N expressions of each split")
     run.add_argument("--jobs", type=int, default=1, help="parallel method × seed processes")
     run.add_argument("--crf-workers", type=int, default=None, help="DenseCRF processes")
@@ -67,7 +83,11 @@ def _add_run(sub, parents) -> None:
 
 def _add_readers(sub, parents) -> None:
     table = sub.add_parser("table", parents=parents, help="render a paper table from the store")
-    table.add_argument("name")
+    table.add_argument("name", nargs="?", default=None,
+                       help="A2, A3, A4, T3 (`list` names them), or a table spec file")
+    table.add_argument("--config", default=None, metavar="TABLE_SPEC",
+                       help="a table spec of your own (e.g. one that _base_s A4 and adds rows)")
+    _add_include(table)
     table.add_argument("--results", default=DEFAULT_RESULTS)
     table.add_argument("--format", default="markdown",
                        choices=["markdown", "csv", "latex", "json"])
@@ -77,7 +97,8 @@ def _add_readers(sub, parents) -> None:
 
     score = sub.add_parser("score", parents=parents, help="score prediction PNGs of any tool")
     score.add_argument("--dataset", required=True)
-    score.add_argument("--data-root", required=True)
+    score.add_argument("--data-root", default=None,
+                       help="required for real datasets; synthref is generated into the cache")
     score.add_argument("--image-root", default=None)
     score.add_argument("--split-by", default=None)
     score.add_argument("--phrasecut-list", default=None, choices=["ris", "official"])
@@ -97,8 +118,9 @@ def _add_readers(sub, parents) -> None:
                        help="check only the reference metrics (and gap floors) whose key matches this "
                             "fnmatch glob, e.g. 'synthref/sag/*' (repeatable)")
     check.add_argument("--tolerances-from", default=None, metavar="SPREAD_JSON",
-                       help="with --update: set the tolerances from a kernel-spread study "
-                            "(benchmarks/bench_kernel_spread.py) instead of keeping the old ones")
+                       help="set the reference's tolerances (and hold its gap floors) from a "
+                            "kernel-spread study (benchmarks/bench_kernel_spread.py); alone it keeps "
+                            "the reference's metrics, with --update it takes them from --results")
 
     figure = sub.add_parser("figure", parents=parents, help="qualitative figures")
     figure.add_argument("kind", choices=["entities"])
@@ -108,9 +130,12 @@ def _add_readers(sub, parents) -> None:
     figure.add_argument("--results", default=DEFAULT_RESULTS)
     figure.add_argument("--n", type=int, default=8)
     figure.add_argument("--out", default="entities.png")
+    _add_include(figure)
 
     doctor = sub.add_parser("doctor", parents=parents,
-                            help="check real datasets and checkpoints before a long run")
+                            help="check the install, the embedded benchmark, real datasets and "
+                                 "checkpoints before a long run")
+    _add_include(doctor)
     doctor.add_argument("--data-root", default=None)
     doctor.add_argument("--image-root", default=None)
     doctor.add_argument("--phrasecut-list", default=None, choices=["ris", "official"])
@@ -122,6 +147,7 @@ def _add_readers(sub, parents) -> None:
     report = sub.add_parser("report", parents=parents, help="one Markdown report of the store")
     report.add_argument("--results", default=DEFAULT_RESULTS)
     report.add_argument("--out", default="report.md")
+    _add_include(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = sub.add_parser("list", parents=parents, help="methods, datasets and tables")
     listing.add_argument("--data-root", default=None, help="where to look for real datasets")
+    listing.add_argument("--table", action="append", default=[], metavar="TABLE_SPEC",
+                         help="also show a table spec file of your own (repeatable)")
+    _add_include(listing)
     data = sub.add_parser("data", parents=parents, help="generate the embedded benchmark")
     data.add_argument("kind", choices=["synthref"])
     data.add_argument("--variant", default="synthref",

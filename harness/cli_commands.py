@@ -78,6 +78,17 @@ def check_split_scheme(dataset: str, split_by, phrasecut_list=None) -> None:
         raise ConfigError(f"--phrasecut-list applies to phrasecut, not {dataset!r}")
 
 
+def load_includes(args, always: bool = False) -> None:
+    """Import the `--include` method modules (and SAG_HARNESS_INCLUDE's, and the installed
+    plugins'). Commands that only read the store load the registry only when one is named."""
+    from harness import registry
+    from harness.plugins import include_targets
+
+    targets = include_targets(getattr(args, "include", None) or [])
+    if always or targets:
+        registry.load_methods(include_targets(getattr(args, "include", None) or [], environ={}))
+
+
 def check_methods(specs: list[str]) -> None:
     from harness.config import split_method_spec
     from harness.registry import method_names
@@ -89,16 +100,30 @@ def check_methods(specs: list[str]) -> None:
             raise UnknownNameError("method", name, known)
 
 
-def check_table(name: str) -> None:
-    from harness.report.table_specs import table_names
+def check_table(name: str) -> str:
+    """The table's name: a harness table's, or that of a spec file anywhere (its stem)."""
+    from harness.report.table_specs import looks_like_file, table_names, use_table_file
 
+    if looks_like_file(name):
+        return use_table_file(name)
     if name not in table_names():
         raise UnknownNameError("table", name, table_names())
+    return name
 
 
 # --------------------------------------------------------------------------------------- list
 
 def cmd_list(args) -> int:
+    """Methods (where each came from), datasets, tables (where each spec lives). A method module
+    that failed to import is listed too, and then the command fails (exit 2)."""
+    from harness import registry
+    from harness.errors import MethodImportError
+
+    try:
+        load_includes(args, always=True)
+        failed = None
+    except MethodImportError as exc:
+        failed = exc
     print("methods:")
     for name, location in _method_rows():
         print(f"  {name:<12} {location}")
@@ -114,27 +139,29 @@ def cmd_list(args) -> int:
     except ImportError as exc:
         print(f"  (table specs not available: {exc})")
     else:
+        from harness.report.table_specs import table_origin
+
+        for path in args.table:
+            check_table(path)
         for name in table_names():
-            print(f"  {name}")
+            print(f"  {name:<12} {table_origin(name)}")
+    if failed is not None:
+        raise failed
     return 0
 
 
 def _method_rows() -> list[tuple[str, str]]:
-    """(name, module/path.py:Class); a method module that fails to import is shown as such."""
-    import importlib
-
+    """(name, module/path.py:Class [route]) of every registered method — the route only for a
+    method from outside the harness — then each module that failed to import."""
     from harness import registry
-    broken = []
-    for module in registry.METHOD_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            broken.append((module, f"(not importable: {exc})"))
-    if not broken:
-        return [(name, registry.where(name)) for name in registry.method_names()]
-    rows = [(name, registry.location(registry.SEGMENTERS.get(name)))
-            for name in sorted(registry.SEGMENTERS.module_dict)]
-    return rows + broken
+
+    rows = []
+    for name in sorted(registry.SEGMENTERS.module_dict):
+        cls = registry.SEGMENTERS.get(name)
+        origin, where = registry.origin(name), registry.location(cls)
+        rows.append((name, f"{where}  [{origin.describe()}]" if origin.outside else where))
+    return rows + [(failure.target, f"(not importable via {failure.route}: {failure.error})")
+                   for failure in registry.failures()]
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -163,7 +190,7 @@ def run_options(args, dataset: str, splits, taus, crf, profile, split_by=None):
         split_by=split_by, phrasecut_list=args.phrasecut_list, limit=args.limit,
         config_path=Path(args.config) if args.config else None, resume=args.resume,
         crf_workers=args.crf_workers, progress=not args.no_progress, command=command_line(),
-        save_predictions=args.save_predictions)
+        save_predictions=args.save_predictions, includes=list(args.include))
 
 
 def _check_counts(args) -> None:
@@ -182,6 +209,7 @@ def cmd_run(args) -> int:
     from harness.run.runner import run_many
 
     _check_counts(args)
+    load_includes(args, always=True)   # before any method name is checked
     batches = _table_batches(args) if args.table else [_flag_batch(args)]
     for specs, seeds, opts in batches:  # validate every batch before computing any
         check_methods(specs)
@@ -223,7 +251,14 @@ def _print_summaries(batches, results_dir) -> None:
 
 
 def _flag_batch(args):
-    specs = comma_list(args.methods, "--methods")
+    """The run the flags ask for. With --config, the config says which method it serves (its
+    method.type, imported through its custom_imports): harness/config.py `methods_served`."""
+    from harness.config import methods_served
+
+    specs = comma_list(args.methods, "--methods") if args.methods is not None else None
+    if args.config:
+        specs = methods_served(Path(args.config), specs)
+    specs = specs or comma_list(args.default_methods, "--methods")
     seeds = parse_seeds(args.seeds)
     splits = comma_list(args.splits, "--splits") if args.splits else None
     opts = run_options(args, args.dataset, splits, parse_taus(args.taus), args.crf,
@@ -237,12 +272,12 @@ def _table_batches(args):
     from harness.data.datasets import parse_dataset_key
     from harness.report.table_specs import required_runs
 
-    check_table(args.table)
+    table = check_table(args.table)
     if args.split_by is not None:
         raise ConfigError("--split-by: a table's runs name their own split schemes "
                           "(configs/tables/*.py); give it without --table")
     batches = []
-    for run in required_runs(args.table, dataset_family=args.family):
+    for run in required_runs(table, dataset_family=args.family):
         profile = args.profile or run.get("profile") or "full"
         dataset, split_by = parse_dataset_key(run["dataset"])
         opts = run_options(args, dataset, list(run.get("splits") or []) or None,
@@ -257,8 +292,12 @@ def _table_batches(args):
 def cmd_table(args) -> int:
     from harness.report.tables import render_table
 
-    check_table(args.name)
-    print(render_table(args.name, Path(args.results), fmt=args.format, paper=args.paper,
+    if (args.name is None) == (args.config is None):
+        raise ConfigError("table: give one table name (A2, A3, A4, T3: `list` names them) or "
+                          "--config TABLE_SPEC (one, not both)")
+    load_includes(args)
+    name = check_table(args.name or args.config)
+    print(render_table(name, Path(args.results), fmt=args.format, paper=args.paper,
                        dataset_family=args.family))
     return 0
 
@@ -272,7 +311,8 @@ def cmd_score(args) -> int:
     check_data_root(args.dataset, args.data_root)
     if not Path(args.predictions).is_dir():
         raise DataError(args.predictions, "--predictions: folder not found")
-    result = score_predictions(args.dataset, Path(args.data_root), args.split,
+    # synthref without --data-root: the cache's copy, as `run` reads it (harness/data/datasets.py).
+    result = score_predictions(args.dataset, Path(args.data_root) if args.data_root else None, args.split,
                                Path(args.predictions), tau=check_tau(args.tau), crf=args.crf,
                                image_root=args.image_root, split_by=args.split_by,
                                limit=args.limit, phrasecut_list=args.phrasecut_list)
@@ -298,6 +338,7 @@ def cmd_figure(args) -> int:
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: expected an integer ≥ 1")
     check_dataset(args.dataset)
+    load_includes(args, always=True)
     method = args.method or explaining_methods()[0]
     check_methods([method])
     out = entity_figure(Path(args.results), method=method, dataset=args.dataset, n=args.n,
@@ -314,6 +355,7 @@ def cmd_doctor(args) -> int:
         raise DataError(args.data_root, "--data-root: folder not found")
     overrides = [item for group in args.overrides for item in group]
     methods = comma_list(args.methods, "--methods") if args.methods else None
+    load_includes(args, always=True)
     if methods:
         check_methods(methods)
     return run_doctor(Path(args.data_root) if args.data_root else None,
@@ -324,6 +366,7 @@ def cmd_doctor(args) -> int:
 def cmd_report(args) -> int:
     from harness.report.markdown import stored_entity_figure, write_report
 
+    load_includes(args)
     results = Path(args.results)
     out = write_report(results, Path(args.out), entity_figure=stored_entity_figure(results))
     print(out if out is not None else args.out)

@@ -8,6 +8,10 @@ For each checkpoint given with `--set method.<part>.checkpoint=PATH`: the method
 config has that part are built on the CPU through their real loaders (the registry's class), and
 the loader's error is shown if it fails.
 
+With no argument at all it checks the install instead: every method module imports (the harness's
+and yours), configs/ and the paper's figures are where the code reads them, and the embedded
+benchmark generates (into the cache) and reads.
+
 One line per dataset and method; the last line is "ready" or the number of problems (exit 2).
 A dataset whose folder is absent is only reported (you may not need it); one that is there but
 broken is a problem.
@@ -20,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness.data.datasets import dataset_info, phrasecut_folder
+from harness import registry
+from harness.data.datasets import dataset_info, open_split, phrasecut_folder
 from harness.data.phrasecut import PHRASECUT_LISTS, ImageSizes, rasterise, read_tasks, task_list_file
 from harness.data.refer import read_instances, read_refs, refer_files, segmentation_rle
 from harness.doctor_checkpoints import check_checkpoints
 from harness.errors import DataError, HarnessError
+from harness.paths import REPO_ROOT, configs_dir
 
 REFER_CHECKS = (("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "google"), ("refcocog", "umd"))
 SAMPLE = 20                 # images checked and annotations rasterised per dataset
@@ -54,8 +60,7 @@ def run_doctor(data_root: Optional[Path], image_root: Optional[Path] = None, ove
         findings += [Finding(name, OK if ok else PROBLEM, [line])
                      for name, ok, line in check_checkpoints(list(overrides), methods, data_root)]
     if not findings:
-        findings.append(Finding("nothing", PROBLEM, ["give --data-root DIR and/or "
-                                                     "--set method.<part>.checkpoint=PATH"]))
+        findings = check_install()
     width = max(len(f.name) for f in findings)
     for finding in findings:
         head, *rest = finding.lines or [""]
@@ -68,6 +73,29 @@ def run_doctor(data_root: Optional[Path], image_root: Optional[Path] = None, ove
         return 2
     print("ready", file=out)
     return 0
+
+
+def check_install() -> list[Finding]:
+    """The install and the embedded benchmark: what a first `run` needs."""
+    findings = []
+    try:
+        names = registry.method_names()
+        findings.append(Finding("methods", OK, [", ".join(names)]))
+    except HarnessError as exc:
+        findings.append(Finding("methods", PROBLEM, [str(exc)]))
+    for label, folder in (("configs", configs_dir()), ("paper figures", REPO_ROOT / "results" / "paper")):
+        present = folder.is_dir() and any(folder.iterdir())
+        findings.append(Finding(label, OK if present else PROBLEM,
+                                [f"{folder}" + ("" if present else ": not found (install from a clone: "
+                                                                   "pip install -e .)")]))
+    try:
+        val = open_split("synthref", "val")
+        findings.append(Finding("synthref", OK, [f"{len(val)} val expressions under {val.root}"]))
+    except HarnessError as exc:
+        findings.append(Finding("synthref", PROBLEM, [str(exc)]))
+    findings.append(Finding("next", OK, ["give --data-root DIR to check real datasets, "
+                                         "--set method.<part>.checkpoint=PATH for checkpoints"]))
+    return findings
 
 
 def check_refer(data_root: Path, name: str, split_by: str, image_root: Optional[Path]) -> Finding:

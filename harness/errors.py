@@ -35,3 +35,14 @@ class CheckpointError(HarnessError):
 
 class TrainingDivergedError(HarnessError):
     """A NaN/inf loss: names the method, seed, step and the last finite loss."""
+
+
+class MethodImportError(HarnessError):
+    """Method modules that failed to import: each with the route that named it and its error,
+    and the methods that did load (one bad plugin hides no other name)."""
+
+    def __init__(self, failures, loaded):
+        self.failures, self.loaded = list(failures), list(loaded)
+        lines = "; ".join(f.line() for f in self.failures)
+        super().__init__(f"{len(self.failures)} method module(s) failed to import: {lines}; "
+                         f"methods that loaded: {', '.join(sorted(self.loaded)) or '(none)'}")

@@ -13,16 +13,23 @@ A key the config already holds takes the text as that value's type:
 
 `None` / `null` (any case) sets any existing key to None (an optional setting switched off).
 A value that does not fit is a ConfigError naming the key, the expected type and the value.
-A key the config does not hold yet keeps the literal parsing: a Python literal, else the text.
+A key the config does not hold is a ConfigError naming it and its close matches (a typo would
+otherwise run the default silently), unless the assignment starts with `+` (Hydra's convention):
+`--set +method.new_key=3` says a new key is meant, and takes the literal parsing (a Python
+literal, else the text). A new section below a known key (`+method.vit.checkpoint=PATH`) too.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 
 from harness.errors import ConfigError
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
+# Keys the code reads when present and a config may leave out (harness/run/fit_loop.py: absent
+# means no step cap, no clipping, fp32): setting one is never a typo, so it needs no `+`.
+OPTIONAL_KEYS = ("train.max_steps", "train.grad_clip", "train.amp")
 NONE_WORDS = ("none", "null")
 
 
@@ -110,6 +117,8 @@ def apply_override(cfg: dict, assignment: str) -> None:
     """Apply one `key.sub=value` in place. New leaf keys are allowed below a known top-level key."""
     key, sep, raw_value = assignment.partition("=")
     key = key.strip()
+    new_key = key.startswith("+")
+    key = key.removeprefix("+").strip()
     if not sep or not key:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE (e.g. train.epochs=3)")
     parts = key.split(".")
@@ -120,10 +129,27 @@ def apply_override(cfg: dict, assignment: str) -> None:
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
         if child is None and depth > 0:
+            if part not in node:
+                _check_new(key, ".".join(parts[:depth + 1]), part, node, new_key)
             child = node[part] = {}
         if not isinstance(child, dict):
             path = ".".join(parts[:depth + 1])
             raise ConfigError(f"--set {key}: {path!r} is {type(child).__name__}, not a section")
         node = child
     leaf, text = parts[-1], raw_value.strip()
-    node[leaf] = typed_value(key, text, node[leaf]) if leaf in node else parse_value(text)
+    if leaf in node:
+        node[leaf] = typed_value(key, text, node[leaf])
+    else:
+        _check_new(key, key, leaf, node, new_key)
+        node[leaf] = parse_value(text)
+
+
+def _check_new(key: str, path: str, name: str, section: dict, new_key: bool) -> None:
+    """A key the config does not hold: an error naming its close matches, unless `+` said so."""
+    if new_key or path in OPTIONAL_KEYS:
+        return
+    close = difflib.get_close_matches(name, [str(k) for k in section], n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    known = ", ".join(sorted(map(str, section))) or "(none)"
+    raise ConfigError(f"--set {key}: the config has no key {path!r}; {hint}its section holds: "
+                      f"{known}; to add a new key, write --set +{key}=...")

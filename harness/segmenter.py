@@ -35,6 +35,9 @@ class Segmenter:
     # Method config keys that change only prediction, never `fit` (SaG: its inference scheme).
     # Runs that differ only in these share one trained model (harness/run/runner.py `fit_hash`).
     EVAL_ONLY_KEYS: tuple[str, ...] = ()
+    # A method from outside the harness may ship its configs: `<CONFIG_DIR>/<name>.py` (synthref
+    # family) and `<name>_refcoco.py` (real data) are read when configs/ has none (harness/config.py).
+    CONFIG_DIR: Optional[Path] = None
 
     def __init__(self, cfg: dict, env: RunEnv):
         self.cfg = cfg

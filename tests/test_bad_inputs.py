@@ -106,7 +106,7 @@ CASES = {
     "checkpoint_wrong_architecture": (lambda g, t, o: ["run", "--methods", "tseg", "--data-root",
         str(g), "--profile", "smoke", "--seeds", "0", "--splits", "val", "--out", str(o),
         "--no-progress", "--set", f"method.vit.checkpoint={wrong_architecture(t / 'not_a_vit.pth')}",
-        "method.vit.arch=vit_tiny_patch16_224", "method.vit.img_size=64"],
+        "+method.vit.arch=vit_tiny_patch16_224", "+method.vit.img_size=64"],   # keys the synthref config lacks
         ["not_a_vit.pth", "does not match timm vit_tiny_patch16_224", "missing keys", "cls_token"]),
     "threads_zero": (lambda g, t, o: run_case(g, o, "--set", "runtime.torch_threads=0"),
                      ["runtime.torch_threads=0", "expected a positive integer"]),

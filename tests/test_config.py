@@ -68,8 +68,8 @@ def test_set_values_are_literals_else_strings():
     assert parse_value("[1, 2]") == [1, 2] and parse_value("False") is False
     assert parse_value("/data/vit.npz") == "/data/vit.npz"
     cfg = {"method": {"vit": {}}}
-    apply_override(cfg, "method.vit.checkpoint=/ckpt/vit.npz")
-    apply_override(cfg, "method.bert.checkpoint=/ckpt/bert")      # new section below a known key
+    apply_override(cfg, "+method.vit.checkpoint=/ckpt/vit.npz")   # a new key, marked so
+    apply_override(cfg, "+method.bert.checkpoint=/ckpt/bert")     # new section below a known key
     assert cfg["method"] == {"vit": {"checkpoint": "/ckpt/vit.npz"},
                              "bert": {"checkpoint": "/ckpt/bert"}}
 
@@ -158,4 +158,4 @@ def test_interaction_false_really_turns_it_off(method_config):
     assert resolve(path, overrides=["method.interaction=0"]).config_hash == resolved.config_hash
     with pytest.raises(ConfigError, match="method.interaction=off: expected bool"):
         resolve(path, overrides=["method.interaction=off"])
-    assert resolve(path, overrides=["method.new_key=false"]).cfg["method"]["new_key"] == "false"
+    assert resolve(path, overrides=["+method.new_key=false"]).cfg["method"]["new_key"] == "false"

@@ -139,7 +139,7 @@ def test_fit_killed_after_an_epoch_resumes_to_the_same_metrics(config, synthref_
 def test_nan_loss_names_method_seed_step_and_leaves_store_consistent(config, synthref_root,
                                                                      tmp_path, capsys):
     out = tmp_path / "runs"
-    code = main(run_args(config, synthref_root, out, "0", "--set", "method.nan_at_step=10"))
+    code = main(run_args(config, synthref_root, out, "0", "--set", "+method.nan_at_step=10"))
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "error: tiny_probe seed 0: loss became nan at step 10; last finite loss 0." in err

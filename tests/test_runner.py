@@ -217,7 +217,7 @@ def test_resize_to_original_size_and_limit(refer_root, toy_config, tmp_path):
     """S = 16 on 32×32 images: the binary box, bilinearly doubled, is exactly the box ×2 for τ in
     (1/4, 9/16] (edge pixels get 3/4 and 1/4 per axis, inner corners 3/4 · 3/4)."""
     opts = options(refer_root, toy_config, tmp_path, splits=["val"], taus=[0.3, 0.5], limit=4,
-                   overrides=["method.input_size=16", "method.box=(4, 10, 3, 9)", "method.ring=0"])
+                   overrides=["method.input_size=16", "method.box=(4, 10, 3, 9)", "+method.ring=0"])
     [outcome] = run_many(["test_fixed_box"], [0], opts)
     gts = [e.gt for e in refer_root[1]["val"][:4]]
     expected = hand_metrics([box_prediction(0)] * 4, gts)
@@ -230,7 +230,7 @@ def test_resize_to_original_size_and_limit(refer_root, toy_config, tmp_path):
 
 def test_finetune_false_skips_fit_and_checkpoint_is_saved(refer_root, toy_config, tmp_path):
     opts = options(refer_root, toy_config, tmp_path, splits=["testB"],
-                   overrides=["method.finetune=False", "runtime.save_checkpoint=True"])
+                   overrides=["+method.finetune=False", "runtime.save_checkpoint=True"])
     [outcome] = run_many(["test_fixed_box"], [0], opts)
     assert CALLS["fit"] == 0
     assert (outcome.run_dir / "model.pt").is_file()

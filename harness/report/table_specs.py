@@ -23,6 +23,11 @@ Dataset families: specs are written with the embedded names; `dataset_family="re
 the real datasets (`REAL_DATASETS`, or the spec's own `real_datasets`), and a column with
 `families=["real"]` (e.g. PhraseCut) exists only there.
 
+A table spec of your own may live anywhere (`table --config my_table.py`, `run --table
+my_table.py`): `use_table_file` gives it the name of its file's stem. Its `_base_` is looked up next
+to it, then in configs/tables/ and configs/, so `_base_ = ['A4.py']` with `rows = _base_.rows +
+[dict(...)]` and `runs = _base_.runs + [dict(...)]` is "A4 plus my method".
+
 One store folder holds one (dataset, method, seed), so a run is shared by every table that reads
 it: `required_runs` widens each run to the union of the splits, taus and CRF that any table asks
 of the same (method, dataset, profile). Running A3 and then A4 therefore never reruns `sag`.
@@ -30,8 +35,7 @@ of the same (method, dataset, profile). Running A3 and then A4 therefore never r
 
 from pathlib import Path
 
-from mmengine.config import Config
-
+from harness.config import read_config_file
 from harness.data.datasets import KEY_SEPARATOR, dataset_key, parse_dataset_key
 from harness.errors import ConfigError, HarnessError, UnknownNameError
 from harness.eval.protocol import Setting
@@ -41,7 +45,7 @@ from harness.store import Store, is_done
 
 CELL_FIELDS = ("method", "setting", "dataset", "split", "metric")
 SPEC_KEYS = {"title", "paper_csv", "rows", "columns", "runs", "checks", "footnotes", "plot",
-             "real_datasets", "split_by", *CELL_FIELDS}
+             "real_datasets", "split_by", "custom_imports", *CELL_FIELDS}
 REAL_DATASETS = {"synthref": "refcoco", "synthref+": "refcoco+", "synthrefg": "refcocog"}
 SYNTHETIC_DATASETS = {"synthref", "synthref+", "synthrefg"}
 FAMILIES = ("synthref", "real")
@@ -54,17 +58,60 @@ def tables_dir() -> Path:
     return configs_dir() / "tables"
 
 
-def table_names() -> list[str]:
-    """Every table with a spec in configs/tables/ (adding a table = adding a file there)."""
+_USER_TABLES: dict[str, Path] = {}   # name -> a spec file outside configs/tables/ (use_table_file)
+
+
+def harness_table_names() -> list[str]:
     return sorted(p.stem for p in tables_dir().glob("*.py") if not p.stem.startswith("_"))
+
+
+def table_names() -> list[str]:
+    """Every table with a spec in configs/tables/ (adding a table = adding a file there), and
+    the spec files of your own given in this process (`use_table_file`)."""
+    return sorted({*harness_table_names(), *_USER_TABLES})
+
+
+def looks_like_file(name: str) -> bool:
+    return name.endswith(".py") or "/" in name or Path(name).is_file()
+
+
+def use_table_file(path) -> str:
+    """Make a table spec file anywhere known as a table; its name (the file's stem) is returned.
+    A name a harness table has is refused (the store and the report would mix them)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{path}: table spec file not found")
+    name, resolved = path.stem, path.resolve()
+    if (tables_dir() / f"{name}.py").resolve() == resolved:
+        return name
+    if name in harness_table_names() or _USER_TABLES.get(name, resolved) != resolved:
+        raise ConfigError(f"{path}: a table named {name!r} exists already "
+                          f"({table_path(name)}); rename your file")
+    _USER_TABLES[name] = resolved
+    return name
+
+
+def table_path(name: str) -> Path:
+    """The spec file of table `name` (UnknownNameError naming the tables known)."""
+    path = _USER_TABLES.get(name, tables_dir() / f"{name}.py")
+    if not path.is_file():
+        raise UnknownNameError("table", name, table_names())
+    return path
+
+
+def table_origin(name: str) -> str:
+    """Where a table's spec lives, as `list` prints it (repository-relative for the harness's)."""
+    path = table_path(name)
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return f"{path} (your spec file)"
 
 
 def load_table_spec(name: str) -> dict:
     """The spec of table `name` as a plain dict, checked for the keys every table needs."""
-    path = tables_dir() / f"{name}.py"
-    if not path.is_file():
-        raise UnknownNameError("table", name, table_names())
-    spec = Config.fromfile(str(path)).to_dict()
+    path = table_path(name)
+    spec = read_config_file(path, search=(tables_dir(),))
     unknown = sorted(k for k in spec if k not in SPEC_KEYS and not k.startswith("_"))
     if unknown:
         raise ConfigError(f"{path}: unknown keys {unknown}; expected some of {sorted(SPEC_KEYS)}")

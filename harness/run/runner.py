@@ -24,6 +24,8 @@ from harness.data.identity import data_identity
 from harness.errors import DataError, HarnessError
 from harness.eval.protocol import Setting
 from harness.paths import cache_dir
+from harness import registry
+from harness.plugins import include_targets
 from harness.registry import segmenter_class
 from harness.run.eval_pass import evaluate_split
 from harness.run.fit_loop import FitContext
@@ -59,6 +61,7 @@ class RunOptions:
     progress: bool = True
     save_predictions: bool = False         # also write each map as <run>/predictions/…/<id>.png
     command: Optional[list[str]] = None    # the command line, recorded in config.json
+    includes: list[str] = field(default_factory=list)   # `--include` method modules (harness/plugins.py)
 
 
 @dataclass
@@ -89,10 +92,12 @@ def store_dataset(opts: RunOptions) -> str:
 def resolve(spec: str, opts: RunOptions) -> ResolvedConfig:
     """The run's config, hashed together with the identity of the data it reads (split scheme,
     PhraseCut list and a fingerprint of the annotation files: harness/data/identity.py)."""
+    registry.load_methods(include_targets(opts.includes, environ={}))  # (a worker process too)
     args = (spec, opts.dataset, opts.profile, opts.overrides)
     resolved = load_run_config(*args, config_path=opts.config_path, limit=opts.limit)
     resolved = load_run_config(*args, config_path=opts.config_path, limit=opts.limit,
-                               data=run_data_identity(opts, resolved.cfg))
+                               data=run_data_identity(opts, resolved.cfg),
+                               code=registry.method_code(resolved.method))
     run_threads(resolved)  # a bad runtime.torch_threads is named before any work starts
     return resolved
 
@@ -184,24 +189,25 @@ def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
                       split_by=opts.split_by, limit=limit, phrasecut_list=opts.phrasecut_list)
 
 
-def fit_hash(cfg: dict, method: str, dataset: str, profile: str, data: Optional[dict] = None) -> str:
+def fit_hash(cfg: dict, method: str, dataset: str, profile: str, data: Optional[dict] = None,
+             code: Optional[dict] = None) -> str:
     """What a fit depends on: the config hash of the method config without the keys the method
     declares evaluation-only (`Segmenter.EVAL_ONLY_KEYS`, e.g. SaG's inference scheme), the train
-    config, the pinned thread count and the data identity — not the protocol, τ, CRF or
-    evaluation batch size."""
+    config, the pinned thread count, the data identity and an outside method's code identity —
+    not the protocol, τ, CRF or evaluation batch size."""
     eval_only = set(segmenter_class(method).EVAL_ONLY_KEYS)
     payload = dict(method={k: v for k, v in cfg["method"].items() if k not in eval_only},
                    train=cfg.get("train", {}), torch_threads=cfg.get("runtime", {}).get("torch_threads"))
     if cfg.get("runtime", {}).get("kernels"):   # pinned kernels (harness/numerics.py): another fit
         payload["kernels"] = cfg["runtime"]["kernels"]
-    return config_hash(payload, dataset, profile, data=data)
+    return config_hash(payload, dataset, profile, data=data, code=code)
 
 
 def _recorded_fit_hash(record: dict) -> Optional[str]:
     """The fit hash of a stored run, from the resolved config its config.json holds."""
     try:
         return fit_hash(record["config"], record["method"].partition("@")[0], record["dataset"],
-                        record["profile"], record.get("data"))
+                        record["profile"], record.get("data"), record.get("method_code"))
     except (KeyError, TypeError, HarnessError):   # an older or foreign record: never shared
         return None
 
@@ -218,7 +224,8 @@ def _stored_fit(results: Store, dataset: str, resolved: ResolvedConfig, seed: in
     """
     if not resolved.cfg["method"].get("finetune", True):
         return None
-    wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile, resolved.data)
+    wanted = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile, resolved.data,
+                      resolved.code)
     for source, record in results.fitted_runs(dataset, resolved.spec, seed):
         if _recorded_fit_hash(record) != wanted:
             continue
@@ -281,7 +288,11 @@ def _write_run(folder: Path, resolved: ResolvedConfig, seed: int, opts: RunOptio
                            extra["started"])
     # Runs with one fit hash share one trained model (_stored_fit); recorded for the reader.
     record["fit_hash"] = fit_hash(resolved.cfg, resolved.method, resolved.dataset, resolved.profile,
-                                  resolved.data)
+                                  resolved.data, resolved.code)
+    # Where the method's code came from (harness/plugins.py): an outside method's module,
+    # distribution, version and source sha256; `method_code` is the part in the config hash.
+    record["method_origin"] = registry.origin(resolved.method).record()
+    record["method_code"] = resolved.code
     store.write_json_atomic(folder / store.CONFIG_FILE, record)
     store.write_metrics_atomic(folder / store.METRICS_FILE, metrics)
     store.drop_train_state(folder)  # the run is stored: nothing left to resume
