@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from harness import registry
-from harness.numerics import kernel_mode
 from harness.data.datasets import is_synthetic
 from harness.errors import ConfigError, UnknownNameError
+from harness.numerics import kernel_mode
 from harness.overrides import apply_override, parse_value  # noqa: F401  (the `--set` rule)
 from harness.paths import configs_dir
 

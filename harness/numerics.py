@@ -99,6 +99,7 @@ def platform_record() -> dict:
     import torch
 
     model, flags = _cpu_info()
+    build = torch.__config__.show()
     record = {
         "cpu_model": model,
         "cpu_vendor": ("AMD" if "AMD" in model.upper() else "Intel" if "INTEL" in model.upper() else "other"),
@@ -107,9 +108,9 @@ def platform_record() -> dict:
         "kernel_mode": os.environ.get(KERNELS_ENV, "native"),
         "kernels_effective": _APPLIED_BEFORE_TORCH,
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "blas": _blas_name(torch),
-        "mkl_version": _line_with(torch, "Math Kernel Library Version"),
-        "onednn_version": _line_with(torch, "MKL-DNN"),
+        "blas": _blas_name(build),
+        "mkl_version": _line_with(build, "Math Kernel Library Version"),
+        "onednn_version": _line_with(build, "MKL-DNN"),
         "environment": {name: os.environ.get(name) for name in KERNEL_VARIABLES},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -123,16 +124,16 @@ def platform_record() -> dict:
     return record
 
 
-def _blas_name(torch) -> str:
-    config = torch.__config__.show()
-    for part in config.replace(",", "\n").splitlines():
+def _blas_name(build: str) -> str:
+    """BLAS_INFO of torch's build settings (`torch.__config__.show()`)."""
+    for part in build.replace(",", "\n").splitlines():
         if "BLAS_INFO=" in part:
             return part.split("BLAS_INFO=", 1)[1].strip()
     return "unknown"
 
 
-def _line_with(torch, needle: str) -> str | None:
-    for line in torch.__config__.show().splitlines():
+def _line_with(build: str, needle: str) -> str | None:
+    for line in build.splitlines():
         if needle in line:
             return line.strip(" -")
     return None

@@ -10,7 +10,7 @@ tests/test_gate_portability.py.
 
 from pathlib import Path
 
-import pytest
+import torch
 
 from harness.report.check import run_check
 from harness.run.runner import RunOptions, run_many
@@ -48,7 +48,7 @@ def test_sag_whose_fusion_is_fed_a_constant_text_fails(tmp_path, capsys, monkeyp
 
     forward = ModalityFusion.forward
     monkeypatch.setattr(ModalityFusion, "forward",
-                        lambda self, text, slots, all_pairs=True: forward(self, torch_ones_like(text), slots, all_pairs))
+                        lambda self, text, slots, all_pairs=True: forward(self, torch.ones_like(text), slots, all_pairs))
     status, report = _gate("sag", tmp_path / "broken", capsys)
     assert status == 1
     assert "synthref/sag/seed0/val/tau=0.50/mIoU" in report and "moved" in report
@@ -64,8 +64,3 @@ def test_tseg_with_its_loss_sign_flipped_fails(tmp_path, capsys, monkeypatch):
     assert "synthref/tseg/seed0/val/tau=0.50/mIoU" in report and "moved" in report
     assert "synthref/tseg: gap" in report and "(below)" in report
 
-
-def torch_ones_like(tensor):
-    import torch
-
-    return torch.ones_like(tensor)

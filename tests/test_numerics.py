@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from harness.cli import main
 from harness.numerics import PINNED, bit_differences, platform_record
@@ -17,12 +16,16 @@ PROBE = ("import harness, os, torch, json; from harness.numerics import platform
          "print(json.dumps(platform_record()))")
 
 
-def _child_platform(**env) -> dict:
+def _child(code: str, **env) -> str:
+    """stdout of `python -c code` in a fresh process, none of the kernel variables set but `env`."""
     full = {k: v for k, v in os.environ.items() if k not in PINNED and k != "SAG_HARNESS_KERNELS"}
     full.update(env)
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=full, check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _child_platform(**env) -> dict:
+    return json.loads(_child(PROBE, **env).splitlines()[-1])
 
 
 def test_pinned_sets_every_library_before_torch_loads_and_native_leaves_them():
@@ -47,10 +50,7 @@ def test_pinned_kernels_change_a_matmul_here_and_give_the_same_bits_twice():
             "print(hashlib.sha1((a @ b).numpy().tobytes()).hexdigest())")
 
     def digest(**env):
-        full = {k: v for k, v in os.environ.items() if k not in PINNED and k != "SAG_HARNESS_KERNELS"}
-        full.update(env)
-        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return _child(code, **env)
 
     first, second = digest(SAG_HARNESS_KERNELS="pinned"), digest(SAG_HARNESS_KERNELS="pinned")
     assert first == second

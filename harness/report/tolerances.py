@@ -45,10 +45,12 @@ def load_spread(path: Path) -> dict:
         raise DataError(path, f"not valid JSON ({err})")
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or not doc["metrics"]:
         raise DataError(path, 'expected an object with "metrics": {choice: {metric key: value}}')
-    for section in ("metrics", "platforms"):
-        for name, figures in doc.get(section, {}).items():
-            if not isinstance(figures, dict) or not isinstance(figures.get("metrics", figures), dict):
-                raise DataError(path, f'"{section}.{name}": expected {{metric key: value}}')
+    for name, figures in doc["metrics"].items():
+        if not isinstance(figures, dict):
+            raise DataError(path, f'"metrics.{name}": expected {{metric key: value}}')
+    for name, entry in doc.get("platforms", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+            raise DataError(path, f'"platforms.{name}": expected {{"metrics": {{metric key: value}}}}')
     return doc
 
 
@@ -56,7 +58,7 @@ def observations(spread: dict) -> dict:
     """{source: {metric key: value}}: every kernel choice and every other-CPU platform."""
     seen = {f"choice:{name}": figures for name, figures in spread["metrics"].items()}
     for name, entry in spread.get("platforms", {}).items():
-        seen[f"platform:{name}"] = entry.get("metrics", entry)
+        seen[f"platform:{name}"] = entry["metrics"]
     return seen
 
 
