@@ -111,7 +111,8 @@ def _add_readers(sub, parents) -> None:
 
     check = sub.add_parser("check", parents=parents, help="compare the store to a reference")
     check.add_argument("--results", default=DEFAULT_RESULTS)
-    check.add_argument("--reference", default="configs/reference/ci.json")
+    check.add_argument("--reference", default=None,
+                       help="the reference JSON (default: the harness's configs/reference/ci.json)")
     check.add_argument("--tolerance", type=float, default=0.5)
     check.add_argument("--update", action="store_true")
     check.add_argument("--only", action="append", default=[], metavar="GLOB",
@@ -130,6 +131,9 @@ def _add_readers(sub, parents) -> None:
     figure.add_argument("--results", default=DEFAULT_RESULTS)
     figure.add_argument("--n", type=int, default=8)
     figure.add_argument("--out", default="entities.png")
+    figure.add_argument("--slot-types", action="store_true",
+                        help="Fig. A3: SaG's entity, random and query slots side by side (needs sag, "
+                             "sag@random_slots and sag@query_slots trained with runtime.save_checkpoint=True)")
     _add_include(figure)
 
     doctor = sub.add_parser("doctor", parents=parents,

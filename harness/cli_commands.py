@@ -206,6 +206,7 @@ def cmd_run(args) -> int:
     """`run`: one batch of runs from the flags, or every run a table needs (`--table`, whose
     runs bring their own methods, splits, seeds, τ and CRF; an explicit --profile wins)."""
     from harness import distributed
+    from harness.run.progress import OverallProgress
     from harness.run.runner import run_many
 
     _check_counts(args)
@@ -219,11 +220,13 @@ def cmd_run(args) -> int:
         if opts.splits:
             check_splits(opts.dataset, opts.splits, opts.split_by)
     distributed.init_distributed()  # under torchrun: join the group once for every batch
+    work = [(opts.dataset, spec, int(seed)) for specs, seeds, opts in batches for spec in specs for seed in seeds]
+    overall = OverallProgress(work) if len(work) > 1 else None
     finished = False
     try:
         outcomes = []
         for specs, seeds, opts in batches:
-            outcomes += run_many(specs, seeds, opts, jobs=args.jobs)
+            outcomes += run_many(specs, seeds, opts, jobs=args.jobs, overall=overall)
         computed = sum(outcome.status == "done" for outcome in outcomes)
         if distributed.is_main():
             print(f"{computed} run(s) computed, {len(outcomes) - computed} already stored, "
@@ -325,9 +328,11 @@ def cmd_score(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from harness.paths import reference_path
     from harness.report.check import run_check
 
-    return run_check(Path(args.results), Path(args.reference), args.tolerance, args.update,
+    reference = Path(args.reference) if args.reference else reference_path("ci.json")
+    return run_check(Path(args.results), reference, args.tolerance, args.update,
                      only=args.only, tolerances_from=args.tolerances_from)
 
 
@@ -339,10 +344,18 @@ def cmd_figure(args) -> int:
         raise ConfigError(f"--n {args.n}: expected an integer ≥ 1")
     check_dataset(args.dataset)
     load_includes(args, always=True)
-    method = args.method or explaining_methods()[0]
+    explainers = explaining_methods()
+    method = args.method or explainers[0]
     check_methods([method])
+    if method.partition("@")[0] not in explainers:
+        raise ConfigError(f"figure entities --method {method}: {method.partition('@')[0]} does not implement "
+                          f"explain (harness/segmenter.py), so it has no entities to draw; methods that do: "
+                          f"{', '.join(explainers) or 'none'}")
+    if args.slot_types and method.partition("@")[0] != "sag":
+        raise ConfigError(f"figure entities --slot-types: compares SaG's entity, random and query slots "
+                          f"(sag, sag@random_slots, sag@query_slots); --method {method} has no slot types")
     out = entity_figure(Path(args.results), method=method, dataset=args.dataset, n=args.n,
-                        out=Path(args.out),
+                        out=Path(args.out), slot_types=args.slot_types,
                         data_root=Path(args.data_root) if args.data_root else None)
     print(out if out is not None else args.out)
     return 0

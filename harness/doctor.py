@@ -30,7 +30,7 @@ from harness.data.phrasecut import PHRASECUT_LISTS, ImageSizes, rasterise, read_
 from harness.data.refer import read_instances, read_refs, refer_files, segmentation_rle
 from harness.doctor_checkpoints import check_checkpoints
 from harness.errors import DataError, HarnessError
-from harness.paths import REPO_ROOT, configs_dir
+from harness.paths import configs_dir, paper_dir
 
 REFER_CHECKS = (("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "google"), ("refcocog", "umd"))
 SAMPLE = 20                 # images checked and annotations rasterised per dataset
@@ -83,11 +83,11 @@ def check_install() -> list[Finding]:
         findings.append(Finding("methods", OK, [", ".join(names)]))
     except HarnessError as exc:
         findings.append(Finding("methods", PROBLEM, [str(exc)]))
-    for label, folder in (("configs", configs_dir()), ("paper figures", REPO_ROOT / "results" / "paper")):
+    for label, folder in (("configs", configs_dir()), ("paper figures", paper_dir())):
         present = folder.is_dir() and any(folder.iterdir())
         findings.append(Finding(label, OK if present else PROBLEM,
-                                [f"{folder}" + ("" if present else ": not found (install from a clone: "
-                                                                   "pip install -e .)")]))
+                                [f"{folder}" + ("" if present else ": not found (reinstall: pip install "
+                                                                   "-c constraints.txt -e .)")]))
     try:
         val = open_split("synthref", "val")
         findings.append(Finding("synthref", OK, [f"{len(val)} val expressions under {val.root}"]))

@@ -54,6 +54,17 @@ def set_segmentation(ann_id: int, segmentation):
     return change
 
 
+def set_image_height(file_name: str, height: int):
+    def change(root: Path):
+        path = root / "synthref" / "instances.json"
+        coco = json.loads(path.read_text())
+        for image in coco["images"]:
+            if image["file_name"] == file_name:
+                image["height"] = height
+        path.write_text(json.dumps(coco))
+    return change
+
+
 def val_predictions(folder: Path, root: Path, change=None) -> Path:
     """`<sent_id>.png` for every val expression of the fixture (32×32 images), then `change`."""
     with open(root / "synthref" / "refs(unc).p", "rb") as handle:
@@ -100,6 +111,8 @@ CASES = {
         7, [[1, 2, 3, 4, 5]])), o), ["annotation 7", "malformed polygon"]),
     "missing_image": (lambda g, t, o: run_case(variant_root(g, t, "g", lambda r: (
         r / "images" / "synthref" / "0004.png").unlink()), o), ["0004.png", "not found"]),
+    "image_size_disagrees": (lambda g, t, o: run_case(variant_root(g, t, "h", set_image_height("0004.png", 40)),
+                             o), ["0004.png", "the file is 32×32", "instances.json", "width 32, height 40"]),
     "checkpoint_not_found": (lambda g, t, o: ["run", "--methods", "tseg", "--data-root", str(g),
         "--profile", "smoke", "--seeds", "0", "--splits", "val", "--out", str(o), "--no-progress",
         "--set", f"method.vit.checkpoint={t / 'no' / 'vit.pth'}"], ["vit.pth", "not found"]),

@@ -142,3 +142,11 @@ def test_table_reads_the_store_it_is_given(refer_root, floors_only, tmp_path, ca
     table = json.loads(capsys.readouterr().out)
     stored = json.loads((tmp_path / "synthref" / "whole" / "seed0" / "metrics.json").read_text())
     assert str(stored["splits"]["val"]["tau=0.50"]["mIoU"]) in json.dumps(table)
+
+
+def test_figure_entities_names_the_methods_that_can_explain(tmp_path, capsys):
+    assert main(["figure", "entities", "--method", "maskclip", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "maskclip does not implement explain" in err and "methods that do: sag" in err, err
+    assert main(["figure", "entities", "--method", "tseg", "--slot-types", "--results", str(tmp_path)]) == 2
+    assert "tseg does not implement explain" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from harness.errors import DataError
+from harness.eval.metrics import METRIC_KEYS
 from harness.eval.postprocess import dense_crf
 from harness.eval.score import format_score_table, score_predictions
 
@@ -110,6 +111,18 @@ def numpy_metrics(values: dict, tau: float, image_of=None) -> dict:
     ious = np.array(ious)
     metrics = {f"A@{k}": 100 * np.mean(ious >= k) for k in (0.3, 0.5, 0.7)}
     metrics.update(cIoU=100 * sum(inters) / sum(unions), mIoU=100 * ious.mean())
+    # pointing: the (CRF'd) map's first highest pixel inside the target
+    gts = ground_truths()
+    maps = {s: values[s] / 255.0 if image_of is None else dense_crf(image_of(image_id), values[s] / 255.0)
+            for s, (image_id, _) in gts.items()}
+    metrics["pointing"] = 100 * np.mean([gt.flat[int(np.argmax(maps[s]))] for s, (_, gt) in gts.items()])
+    # the gap: only image 1 has two val refs (10: sents 1001, 1002; 11: 1003), swapped with each other
+    def iou(sent, ref_sents):
+        pred, other = maps[sent] >= tau, gts[ref_sents][1]
+        return np.logical_and(pred, other).sum() / np.logical_or(pred, other).sum()
+    right = (np.mean([iou(1001, 1001), iou(1002, 1002)]) + iou(1003, 1003)) / 2
+    swap = (np.mean([iou(1001, 1003), iou(1002, 1003)]) + iou(1003, 1001)) / 2
+    metrics.update(gap=100 * (right - swap), n_gap=2)
     return metrics
 
 
@@ -247,8 +260,8 @@ def test_score_gref_umd_test_equals_hand_figures(tmp_path):
                         "--split", "test", "--predictions", folder)
     expected = hand_metrics([preds[i] for i in ids], [truth[i][0] for i in ids])
     assert result["n"] == len(ids) == 2 and result["split_by"] == "umd"
-    for key, value in result["metrics"].items():
-        assert value == pytest.approx(expected[key], abs=1e-9), key
+    for key in METRIC_KEYS:      # the mask metrics; pointing and the gap: test_score_equals_numpy
+        assert result["metrics"][key] == pytest.approx(expected[key], abs=1e-9), key
     assert len(result["data_fingerprint"]) == 16
 
 
@@ -271,8 +284,8 @@ def test_score_phrasecut_both_lists_at_the_official_size(tmp_path):
     for result, ids, name in ((ris, RIS_ORDER, "ris"), (official, official_ids, "official")):
         expected = hand_metrics([preds[i] for i in ids], [truth[i] for i in ids])
         assert result["n"] == len(ids) and result["phrasecut_list"] == name
-        for key, value in result["metrics"].items():
-            assert value == pytest.approx(expected[key], abs=1e-9), (name, key)
+        for key in METRIC_KEYS:
+            assert result["metrics"][key] == pytest.approx(expected[key], abs=1e-9), (name, key)
     assert ris["metrics"] != official["metrics"]
     Image.new("L", (20, 15)).save(folder / "21__5001.png")          # the JPEG's size: refused
     with pytest.raises(DataError, match=r"21__5001: 20x15, expected 40x30"):

@@ -62,6 +62,7 @@ def load_refer(data_root, dataset: str, split: str, split_by: Optional[str] = No
     if samples and not samples[0].image_path.is_file():
         raise DataError(samples[0].image_path, "image not found; is the image folder right? "
                                                "(give it with --image-root DIR)")
+    check_image_sizes(samples, instances_file)
     if is_train_split(split):
         return RefDataset(dataset, split, folder, samples)
     masks = AnnotationMasks(images, annotations, instances_file)
@@ -69,6 +70,35 @@ def load_refer(data_root, dataset: str, split: str, split_by: Optional[str] = No
     return RefDataset(dataset, split, folder, samples,
                       mask_source=lambda s: masks.ann_mask(ann_of_ref[s.ref_id]),
                       objects_source=lambda s: masks.image_objects_mask(s.image_id))
+
+
+_SIZES_SEEN: dict = {}   # image path -> (height, width) read from its header, once per process
+
+
+def check_image_sizes(samples, instances_file: Path) -> None:
+    """Every image's file has the height and width that instances.json gives it. Masks are decoded
+    at instances.json's size and predictions resized to it, so a disagreement would score a squashed
+    image against a mask of another shape without an error. Reads headers only."""
+    from PIL import Image
+
+    checked = set()
+    for s in samples:
+        if s.image_path in checked:
+            continue
+        checked.add(s.image_path)
+        if s.image_path not in _SIZES_SEEN:
+            if not s.image_path.is_file():
+                raise DataError(s.image_path, f"image {s.image_id} of {instances_file} not found")
+            try:
+                with Image.open(s.image_path) as im:
+                    _SIZES_SEEN[s.image_path] = (im.height, im.width)
+            except OSError as exc:
+                raise DataError(s.image_path, f"cannot be read as an image ({exc})") from exc
+        height, width = _SIZES_SEEN[s.image_path]
+        if (height, width) != (s.height, s.width):
+            raise DataError(s.image_path, f"the file is {width}×{height} (width×height), but "
+                                          f"{instances_file} gives image {s.image_id} width {s.width}, "
+                                          f"height {s.height}; the annotations and the images disagree")
 
 
 def refer_files(data_root: Path, dataset: str, split_by: str) -> tuple[Path, Path]:

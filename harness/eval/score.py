@@ -21,13 +21,17 @@ from tabulate import tabulate
 from harness.data.datasets import open_split
 from harness.data.identity import data_identity
 from harness.errors import DataError
-from harness.eval.metrics import METRIC_KEYS, RISEvaluator
+from harness.eval.grounding import swap_partners
+from harness.eval.metrics import METRIC_KEYS, RISEvaluator, SwapTarget
 from harness.eval.postprocess import CRFPool
 from harness.eval.protocol import Setting, check_tau
 
 SHOWN_IDS = 5          # ids listed per problem in an error message
 GRAYSCALE_MODES = ("L", "1")
 CRF_BATCH = 32         # samples handed to the CRF pool at a time
+# Beside the mask metrics, from the same files: pointing (the map's peak in the target; on an 8-bit
+# PNG ties go to the first pixel in raster order) and the grounding gap (harness/eval/metrics.py).
+GROUNDING_KEYS = ("pointing", "gap", "n_gap")
 
 
 def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau: float = 0.5,
@@ -37,7 +41,8 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
     """Score `<sample_id>.png` masks against a split's ground truth.
 
     Returns {"dataset", "split", "n", "tau", "crf", "metrics": {"A@0.3", "A@0.5", "A@0.7",
-    "cIoU", "mIoU"}} with metrics in percent, plus "split_by" (REFER) or "phrasecut_list"
+    "cIoU", "mIoU", "pointing", "gap", "n_gap"}} with metrics in percent (gap only where some image
+    has two refs), plus "split_by" (REFER) or "phrasecut_list"
     (PhraseCut) and the data fingerprint: which expressions were scored. `limit` scores the first `limit` samples only
     (predictions for the rest of the split are then not "extra").
     """
@@ -54,23 +59,27 @@ def score_predictions(dataset: str, data_root, split: str, predictions_dir, tau:
     _check_prediction_files(predictions_dir, full, scored)
 
     evaluator = RISEvaluator([tau], crf=crf)
+    partners = swap_partners(scored.samples)   # the grounding gap's pairs, as a run makes them
     with CRFPool(crf_workers) if crf else nullcontext() as pool:
         for start in range(0, len(scored), CRF_BATCH):
             indices = range(start, min(start + CRF_BATCH, len(scored)))
-            _score_batch(scored, indices, predictions_dir, evaluator, pool)
+            _score_batch(scored, indices, predictions_dir, evaluator, pool, partners)
     summary = evaluator.evaluate()[Setting(tau, crf).name]
     read = {k: identity[k] for k in ("split_by", "phrasecut_list") if k in identity}
     read["data_fingerprint"] = identity["fingerprint"]
     return {"dataset": dataset, "split": split, "n": summary["n"], "tau": tau, "crf": bool(crf),
-            "metrics": {key: summary[key] for key in METRIC_KEYS}, **read}
+            "metrics": {key: summary[key] for key in (*METRIC_KEYS, *GROUNDING_KEYS) if key in summary},
+            **read}
 
 
-def _score_batch(ds, indices, predictions_dir: Path, evaluator: RISEvaluator, pool) -> None:
+def _score_batch(ds, indices, predictions_dir: Path, evaluator: RISEvaluator, pool, partners) -> None:
     samples = [ds.samples[i] for i in indices]
     probs = [read_prediction(predictions_dir / f"{s.sample_id}.png") for s in samples]
     gts = [ds.mask(i) for i in indices]
+    swaps = [None if partners[i] is None
+             else SwapTarget(ds.samples[i].ref_id, partners[i][0], ds.mask(partners[i][1])) for i in indices]
     crf_probs = pool.map([ds.image(i) for i in indices], probs) if pool is not None else None
-    evaluator.process([s.sample_id for s in samples], gts, probs, crf_probs)
+    evaluator.process([s.sample_id for s in samples], gts, probs, crf_probs, swaps)
 
 
 def read_prediction(path: Path) -> np.ndarray:
@@ -132,6 +141,7 @@ def _ids(ids: list) -> str:
 def format_score_table(result: dict) -> str:
     """The `score` result as one markdown row (tabulate), figures in percent to 2 decimals."""
     row = [result["dataset"], result["split"], Setting(result["tau"], result["crf"]).name, result["n"]]
-    row += [f"{result['metrics'][key]:.2f}" for key in METRIC_KEYS]
-    headers = ["dataset", "split", "setting", "n", *METRIC_KEYS]
+    shown = [*METRIC_KEYS, *(key for key in ("pointing", "gap") if key in result["metrics"])]
+    row += [f"{result['metrics'][key]:.2f}" for key in shown]
+    headers = ["dataset", "split", "setting", "n", *shown]
     return tabulate([row], headers=headers, tablefmt="github", disable_numparse=True)

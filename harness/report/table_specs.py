@@ -39,7 +39,7 @@ from harness.config import read_config_file
 from harness.data.datasets import KEY_SEPARATOR, dataset_key, parse_dataset_key
 from harness.errors import ConfigError, HarnessError, UnknownNameError
 from harness.eval.protocol import Setting
-from harness.paths import REPO_ROOT, configs_dir
+from harness.paths import configs_dir, paper_dir
 from harness.report import currency
 from harness.store import Store, is_done
 
@@ -103,7 +103,7 @@ def table_origin(name: str) -> str:
     """Where a table's spec lives, as `list` prints it (repository-relative for the harness's)."""
     path = table_path(name)
     try:
-        return str(path.resolve().relative_to(REPO_ROOT))
+        return str(path.resolve().relative_to(configs_dir().resolve().parent))
     except ValueError:
         return f"{path} (your spec file)"
 
@@ -124,7 +124,7 @@ def load_table_spec(name: str) -> dict:
 
 
 def paper_csv_path(file_name: str) -> Path:
-    return REPO_ROOT / "results" / "paper" / file_name
+    return paper_dir() / file_name
 
 
 def family_dataset(spec: dict, dataset: str, family: str) -> str:

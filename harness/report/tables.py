@@ -82,7 +82,7 @@ class TableData:
 def load_paper_table(file_name: str) -> pd.DataFrame:
     path = table_specs.paper_csv_path(file_name)
     if not path.is_file():
-        raise DataError(path, "the paper's figures are missing; expected a CSV under results/paper/")
+        raise DataError(path, "the paper's figures are missing; expected a CSV there")
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 

@@ -306,8 +306,9 @@ def check_data_root(opts: RunOptions) -> None:
 
 
 def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
-             jobs: int = 1) -> list[RunOutcome]:
-    """Every spec × seed on `opts.dataset`; configs are resolved first so mistakes surface early."""
+             jobs: int = 1, overall=None) -> list[RunOutcome]:
+    """Every spec × seed on `opts.dataset`; configs are resolved first so mistakes surface early.
+    `overall` (harness/run/progress.py), when given, is told of each finished run in turn."""
 
     check_data_root(opts)
     distributed.init_distributed()  # under torchrun: join the group (no-op otherwise)
@@ -317,8 +318,20 @@ def run_many(specs: Iterable[str], seeds: Iterable[int], opts: RunOptions,
         segmenter_class(resolved[spec].method)
     work = [(spec, int(seed)) for spec in resolved for seed in seeds]
     if jobs > 1 and len(work) > 1:
-        return run_parallel(run_one, work, opts, jobs)
-    return [run_one(spec, seed, opts, resolved[spec]) for spec, seed in work]
+        outcomes = run_parallel(run_one, work, opts, jobs)
+        for outcome in outcomes:
+            _report_overall(overall, outcome)
+        return outcomes
+    outcomes = []
+    for spec, seed in work:
+        outcomes.append(run_one(spec, seed, opts, resolved[spec]))
+        _report_overall(overall, outcomes[-1])
+    return outcomes
+
+
+def _report_overall(overall, outcome: RunOutcome) -> None:
+    if overall is not None and distributed.is_main():
+        print(overall.finished(outcome.spec, outcome.status == "done"), flush=True)
 
 
 def command_line() -> list[str]:
