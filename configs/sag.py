@@ -16,6 +16,7 @@ method = dict(
     dim=128,
     slots=dict(type="entity", groups=6, samples=2),
     T=6,
+    slot_grad="all",   # the release differentiates through all T iterations; "last": issue 24's lever
     interaction=True,
     aggregation="slot",
     cross_heads=4, cross_dim_head=32,

@@ -17,6 +17,7 @@ method = dict(
     dim=512,                                   # D: projection, slot and fusion width
     slots=dict(type="entity", groups=18, samples=2),   # K = 36
     T=6,                                       # weight-tied iterations of aggregation + interaction
+    slot_grad="all",                           # the release: backward through all T iterations
     interaction=True,
     aggregation="slot",                        # softmax over slots per patch (vs "transformer")
     cross_heads=4, cross_dim_head=256,

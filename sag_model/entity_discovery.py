@@ -22,6 +22,13 @@ from sag_model.position import sine_position_encoding
 
 SLOT_TYPES = ("entity", "random", "query")
 AGGREGATIONS = ("slot", "transformer")
+# Which of the T weight-tied iterations training differentiates through. "all" is the release.
+# "last" is the fixed-point approximation of implicit slot attention (Chang et al., NeurIPS 2022):
+# the slots entering the last iteration are detached, so the backward pass sees one iteration, not a
+# product of T Jacobians; the initial slots keep a gradient through the identity (straight through,
+# as BO-QSA does for learned initial slots), so SaG's Gaussians still learn. Forward values are
+# identical either way, so inference does not change.
+SLOT_GRADS = ("all", "last")
 
 
 class EntitySlots(nn.Module):
@@ -141,9 +148,11 @@ class EntityDiscovery(nn.Module):
                  slot_type: str = "entity", interaction: bool = True, aggregation: str = "slot",
                  cross_heads: int = 4, cross_dim_head: int = 256, self_heads: int = 4,
                  self_dim_head: int = 128, ff_mult: int = 4, dropout: float = 0.1,
-                 var_scaling: float = 1.0):
+                 var_scaling: float = 1.0, slot_grad: str = "all"):
         super().__init__()
-        self.dim, self.iterations = dim, iterations
+        if slot_grad not in SLOT_GRADS:
+            raise ValueError(f"slot_grad must be one of {SLOT_GRADS}, got {slot_grad!r}")
+        self.dim, self.iterations, self.slot_grad = dim, iterations, slot_grad
         self.input_proj = nn.Linear(in_dim, dim)
         self.slots = EntitySlots(dim, groups, samples, slot_type, var_scaling)
         self.aggregate = AggregationBlock(dim, cross_heads, cross_dim_head, ff_mult, dropout, aggregation)
@@ -151,6 +160,9 @@ class EntityDiscovery(nn.Module):
                          if interaction else None)
         self.head = nn.Linear(dim, dim)
         self.head_norm = nn.LayerNorm(dim)
+        # Called as hook(t, slots) after each iteration t; for instruments that read the slots
+        # (benchmarks/bench_sag_dynamics.py), never for changing them. None: nothing is called.
+        self.iteration_hook = None
 
     def context(self, features: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """Projected features plus the sine position [B, N, D] (the position enters keys and values)."""
@@ -160,11 +172,15 @@ class EntityDiscovery(nn.Module):
     def forward(self, features: torch.Tensor, grid: tuple[int, int], use_mean: bool = False,
                 generator: Optional[torch.Generator] = None) -> DiscoveryOutput:
         context = self.context(features, grid)                                     # [B, N, D]
-        slots = self.slots(features.shape[0], use_mean=use_mean, generator=generator)  # [B, K, D]
+        initial = self.slots(features.shape[0], use_mean=use_mean, generator=generator)  # [B, K, D]
         keys_values = self.aggregate.keys_values(context)                          # once for all T
-        attn = None
-        for _ in range(self.iterations):
+        slots, attn = initial, None
+        for t in range(self.iterations):
+            if self.slot_grad == "last" and t == self.iterations - 1 and t > 0:
+                slots = slots.detach() + (initial - initial.detach())             # same values
             slots, attn = self.aggregate(slots, keys_values)
             if self.interact is not None:
                 slots = self.interact(slots, self.slots.group_size)
+            if self.iteration_hook is not None:
+                self.iteration_hook(t, slots)
         return DiscoveryOutput(self.head_norm(self.head(slots)), attn.mean(dim=1))

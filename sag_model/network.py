@@ -15,7 +15,7 @@ from torch import nn
 from harness import distributed
 from harness.errors import ConfigError
 from sag_model.decoder import SpatialBroadcastDecoder
-from sag_model.entity_discovery import AGGREGATIONS, SLOT_TYPES, EntityDiscovery
+from sag_model.entity_discovery import AGGREGATIONS, SLOT_GRADS, SLOT_TYPES, EntityDiscovery
 from sag_model.fusion import ModalityFusion
 from sag_model.losses import c3_loss, reconstruction_loss, total_loss
 
@@ -53,7 +53,8 @@ class SaGNet(nn.Module):
             cross_heads=cfg.get("cross_heads", 4), cross_dim_head=cfg.get("cross_dim_head", 256),
             self_heads=cfg.get("self_heads", 4), self_dim_head=cfg.get("self_dim_head", 128),
             ff_mult=cfg.get("ff_mult", 4), dropout=cfg.get("dropout", 0.1),
-            var_scaling=float(slots.get("var_scaling", 1.0)))
+            var_scaling=float(slots.get("var_scaling", 1.0)),
+            slot_grad=_choice(cfg, "slot_grad", SLOT_GRADS, "all"))
         self.fusion = ModalityFusion(dim, cfg.get("fusion_heads", 4), cfg.get("fusion_dim_head", 256),
                                      cfg.get("ff_mult", 4), cfg.get("dropout", 0.1))
         # Without reconstruction (lambda_rec = 0) the decoder would be dead weight: not built.

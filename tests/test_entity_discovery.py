@@ -116,3 +116,47 @@ def test_sine_position_encoding_matches_detr_formula():
     expect = [math.sin(ang_y), math.cos(ang_y), math.sin(ang_y / 100), math.cos(ang_y / 100),
               math.sin(ang_x), math.cos(ang_x), math.sin(ang_x / 100), math.cos(ang_x / 100)]
     torch.testing.assert_close(p, torch.tensor(expect), atol=1e-5, rtol=0)
+
+
+def test_gradients_through_the_last_iteration_only_keep_values_and_cut_the_earlier_jacobians():
+    """slot_grad="last" (issue 24): the same forward values; the backward pass sees only the last
+    iteration, and the initial slots (SaG's Gaussians) still get a gradient, straight through."""
+    features = torch.randn(2, 16, 24)
+    runs = {}
+    for mode in ("all", "last"):
+        torch.manual_seed(0)
+        phi = small_phi(iterations=3, slot_grad=mode)
+        torch.manual_seed(1)                                     # the same slot samples
+        out = phi(features, (4, 4))
+        (out.slots.square().sum() + out.attn_slot.square().sum()).backward()
+        runs[mode] = (phi, out)
+    (phi_all, out_all), (phi_last, out_last) = runs["all"], runs["last"]
+    torch.testing.assert_close(out_last.slots, out_all.slots, rtol=0, atol=0)
+    torch.testing.assert_close(out_last.attn_slot, out_all.attn_slot, rtol=0, atol=0)
+    assert phi_last.slots.mu.grad.abs().sum() > 0 and phi_last.slots.logvar.grad.abs().sum() > 0
+    assert not torch.allclose(phi_last.slots.mu.grad, phi_all.slots.mu.grad)
+
+    # By hand: run T - 1 iterations without a graph, then the last with the slots as a leaf. Under
+    # "last" every weight's gradient is that leaf computation's, and mu's is the leaf's own gradient.
+    torch.manual_seed(0)
+    phi = small_phi(iterations=3, slot_grad="last")
+    torch.manual_seed(1)
+    context = phi.context(features, (4, 4))
+    initial = phi.slots(2)
+    kv = phi.aggregate.keys_values(context)
+    slots = initial
+    with torch.no_grad():
+        for _ in range(2):
+            slots = phi.interact(phi.aggregate(slots, kv)[0], phi.slots.group_size)
+    leaf = slots.clone().requires_grad_(True)
+    last, attn = phi.aggregate(leaf, kv)
+    last = phi.interact(last, phi.slots.group_size)
+    (phi.head_norm(phi.head(last)).square().sum() + attn.mean(dim=1).square().sum()).backward()
+    for name in ("to_q", "to_k", "to_v"):
+        torch.testing.assert_close(getattr(phi_last.aggregate.attn, name).weight.grad,
+                                   getattr(phi.aggregate.attn, name).weight.grad)
+    torch.testing.assert_close(phi_last.input_proj.weight.grad, phi.input_proj.weight.grad)
+    mu_grad = leaf.grad.reshape(2, 3, 2, 32).sum(dim=(0, 2))[None]          # slots share a Gaussian in pairs
+    torch.testing.assert_close(phi_last.slots.mu.grad, mu_grad)
+    with pytest.raises(ValueError, match="slot_grad"):
+        small_phi(slot_grad="first")

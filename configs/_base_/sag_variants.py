@@ -19,4 +19,7 @@ variants = dict(
     min=dict(method=dict(inference="min")),
     # The release samples slots at test time; this uses the Gaussians' means instead.
     eval_mean=dict(method=dict(eval_slots="mean")),
+    # Gradients through the last of the T iterations only (fixed-point / implicit differentiation;
+    # sag_model/entity_discovery.py SLOT_GRADS), a stabiliser measured in docs/sag_dynamics.md.
+    grad_last=dict(method=dict(slot_grad="last")),
 )
