@@ -249,6 +249,19 @@ def summarise(label_dir: Path, keep: bool) -> dict:
                            "first_loss_difference_step": first_loss_difference(traces[(ka, sa)], traces[(kb, sb)]),
                            "val_mIoU": [traces[(ka, sa)]["val"]["mIoU"], traces[(kb, sb)]["val"]["mIoU"]],
                            "val_gap": [traces[(ka, sa)]["val"].get("gap"), traces[(kb, sb)]["val"].get("gap")]}
+    maps = {}
+    for (kernel, seed) in keys:
+        try:
+            maps[(kernel, seed)] = raw_maps(label_dir / kernel / "store", seed)
+            runs[f"{kernel}/seed{seed}"]["map_contrast"] = map_contrast(maps[(kernel, seed)])
+        except Exception as exc:      # a bench: report what could not be measured, keep the rest
+            runs[f"{kernel}/seed{seed}"]["map_contrast"] = f"not measured: {exc}"
+    for name, pair in pairs.items():
+        a, b = name.split(" vs ")
+        ka, sa = a.split("/seed")
+        kb, sb = b.split("/seed")
+        if (ka, int(sa)) in maps and (kb, int(sb)) in maps:
+            pair["map_noise"] = map_noise(maps[(ka, int(sa))], maps[(kb, int(sb))])
     summary = {"label": label_dir.name, "set": next(iter(traces.values()))["set"], "runs": runs, "pairs": pairs}
     (label_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     _plot(label_dir, traces, pairs)
@@ -257,6 +270,51 @@ def summarise(label_dir: Path, keep: bool) -> dict:
             if any(name for name in pairs):     # distances computed: the snapshots are no longer needed
                 snapshot.unlink()
     return summary
+
+
+def raw_maps(store_dir: Path, seed: int, limit: int = 192):
+    """SaG's score maps of the stored run on the first `limit` val expressions, before the
+    protocol's min-max: float64 [n, h, w] (the run's own test-time sampling seed)."""
+    import numpy as np
+    import torch
+
+    from harness.data.loader import eval_batches
+    from harness.report.figures import load_trained
+
+    spec = next(p.parent.name for p in store_dir.glob(f"synthref/sag*/seed{seed}"))
+    segmenter, val, size = load_trained(store_dir, spec, "synthref", seed=seed)
+    maps = []
+    with torch.no_grad():
+        for batch in eval_batches(val, size, 64, indices=list(range(min(limit, len(val))))):
+            maps.append(segmenter.predict(batch["images"], batch["texts"], batch["samples"]).double().numpy())
+    return np.concatenate(maps)
+
+
+def map_contrast(maps) -> dict:
+    """How flat the maps are: per map (max − min) and (max − min) / mean, medians over maps. With
+    K slots and A_fuse uniform a map is exactly 1/K everywhere; min-max stretches what is left."""
+    import numpy as np
+
+    flat = maps.reshape(len(maps), -1)
+    spread = flat.max(axis=1) - flat.min(axis=1)
+    return {"median_range": float(np.median(spread)), "median_relative_range": float(np.median(spread / flat.mean(axis=1))),
+            "median_mean": float(np.median(flat.mean(axis=1)))}
+
+
+def map_noise(maps_a, maps_b, tau: float = 0.5) -> dict:
+    """Two runs' maps of the same expressions: the difference against each map's range, and the
+    share of grid cells whose min-max-then-τ label differs."""
+    import numpy as np
+
+    def minmax(m):
+        lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
+        return (m - lo) / np.maximum(hi - lo, 1e-12)
+
+    spread = maps_a.max(axis=(1, 2)) - maps_a.min(axis=(1, 2))
+    diff = np.abs(maps_a - maps_b).max(axis=(1, 2))
+    flips = (minmax(maps_a) >= tau) != (minmax(maps_b) >= tau)
+    return {"median_max_difference_over_range": float(np.median(diff / np.maximum(spread, 1e-12))),
+            "label_flip_share": float(flips.mean())}
 
 
 def _phase_means(steps: list[dict], key: str, phases=((0, 50), (50, 150), (150, 300))) -> list:
@@ -324,6 +382,7 @@ def print_summary(summary: dict) -> None:
             print(f"    {key:<18} {run[key]}  ({run['phases']})")
         print(f"    grad reaching iteration t=1..T (mean): {run['grad_iter_mean']}; steps clipped: "
               f"{run['clipped_share']:.0%}")
+        print(f"    maps before min-max: {run.get('map_contrast')}")
     for name, pair in summary["pairs"].items():
         rate = pair["rate_per_step"]
         print(f"{name} [{pair['kind']}]: loss first differs at step {pair['first_loss_difference_step']}; "
@@ -331,6 +390,8 @@ def print_summary(summary: dict) -> None:
               + (f" (doubling every {pair['doubling_steps']:.1f} steps)" if pair["doubling_steps"] else "")
               + f"; val mIoU {pair['val_mIoU'][0]:.2f} vs {pair['val_mIoU'][1]:.2f}")
         print("    distance: " + ", ".join(f"{s}:{d:.1e}" for s, d in sorted(pair["distance"].items())))
+        if "map_noise" in pair:
+            print(f"    maps: {pair['map_noise']}")
 
 
 def main() -> int:
