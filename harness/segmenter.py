@@ -27,6 +27,7 @@ class RunEnv:
     cache_dir: Path              # stand-in pretraining cache, shared by seeds and methods
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
+    workers: int = 0             # DataLoader worker processes decoding images (0: this process)
 
 
 class Segmenter:
@@ -67,6 +68,13 @@ class Segmenter:
 
     def explain(self, image: torch.Tensor, text: str) -> dict:
         raise NotImplementedError(f"{type(self).__name__} offers no explanation")
+
+    def reseed_inference(self, draw: int) -> bool:
+        """Re-seed test-time sampling for evaluation draw `draw` (1, 2, …; draw 0 is the run's
+        own pass, left as it is). Return False when predictions do not depend on any sampling
+        (the default): the runner then evaluates no further draws (`protocol.inference_draws`).
+        A method that samples at test time (SaG's slots) re-seeds and returns True."""
+        return False
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The trainable/checkpointed parts, by name (default: none)."""

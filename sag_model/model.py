@@ -25,6 +25,7 @@ from sag_model.training import fit_sag
 
 INFERENCE_SCHEMES = ("ours", "avg", "max", "min")
 EVAL_SLOTS = ("sample", "mean")
+INFERENCE_DRAW_STRIDE = 1_000_003   # draw d samples from seed + d × this (a prime, far from seeds)
 
 
 def build_backbones(cfg: dict, env: RunEnv):
@@ -67,8 +68,19 @@ class SaG(Segmenter):
     def reseed_eval(self, seed: int) -> None:
         """Test-time slot sampling draws from its own generator, so predictions depend on the
         seed and the order of calls only (not on whatever else used the global RNG)."""
+        self._eval_seed = seed
         self._eval_gen = torch.Generator(device=self.env.device)
         self._eval_gen.manual_seed(seed)
+
+    def reseed_inference(self, draw: int) -> bool:
+        """Evaluation draw `draw` samples the slots from a generator of its own, derived from
+        the run's test-time seed (draw 0 keeps the run's own: its figures are the run's).
+        With eval_slots="mean" nothing is sampled: no further draws."""
+        if self.eval_slots == "mean":
+            return False
+        self._eval_gen = torch.Generator(device=self.env.device)
+        self._eval_gen.manual_seed(self._eval_seed + INFERENCE_DRAW_STRIDE * draw)
+        return True
 
     def modules(self) -> dict:
         return {"net": self.net}

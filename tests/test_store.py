@@ -82,15 +82,15 @@ def test_leftover_temp_files_are_cleaned_and_old_files_replaced(tmp_path):
 
 
 def test_samples_csv_rows(tmp_path):
-    rows = [dict(split="val", setting="tau=0.50", sample_id=7, ref_id=3, I=2, U=3, IoU=2 / 3,
-                 pointing=1, swap_ref_id=4, I_swap=1, U_swap=3, IoU_swap=1 / 3),
-            dict(split="val", setting="tau=0.50", sample_id=8, ref_id=5, I=2, U=3, IoU=2 / 3,
+    rows = [dict(split="val", setting="tau=0.50", sample_id=7, ref_id=3, image_id=11, I=2, U=3,
+                 IoU=2 / 3, pointing=1, swap_ref_id=4, I_swap=1, U_swap=3, IoU_swap=1 / 3),
+            dict(split="val", setting="tau=0.50", sample_id=8, ref_id=5, image_id=12, I=2, U=3, IoU=2 / 3,
                  pointing=0, swap_ref_id=None, I_swap=None, U_swap=None, IoU_swap=None)]
     store.write_samples_atomic(tmp_path / "samples.csv", rows)
     assert (tmp_path / "samples.csv").read_text() == (
-        "split,setting,sample_id,ref_id,I,U,IoU,pointing,swap_ref_id,I_swap,U_swap,IoU_swap\n"
-        "val,tau=0.50,7,3,2,3,0.666667,1,4,1,3,0.333333\n"
-        "val,tau=0.50,8,5,2,3,0.666667,0,,,,\n")   # no partner ref: swap fields blank
+        "split,setting,sample_id,ref_id,image_id,I,U,IoU,pointing,swap_ref_id,I_swap,U_swap,IoU_swap\n"
+        "val,tau=0.50,7,3,11,2,3,0.666667,1,4,1,3,0.333333\n"
+        "val,tau=0.50,8,5,12,2,3,0.666667,0,,,,\n")   # no partner ref: swap fields blank
 
 
 def test_runs_and_frame(tmp_path):

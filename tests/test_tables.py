@@ -41,7 +41,7 @@ def write_a3_store(root, by_tau_per_seed):
                       {s: settings for s in ("val", "testA", "testB")})
 
 
-TAUS = (0.3, 0.4, 0.5, 0.6, 0.7)
+TAUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)   # A4 runs SaG at every τ (the τ-curves)
 
 
 def test_mean_and_sample_std_over_three_seeds_are_exact(tmp_path):
@@ -98,7 +98,7 @@ def test_seeds_computed_under_a_config_that_is_no_longer_the_files_are_stale(tmp
     assert "stale config: synthref/sag hold seeds computed under a config that is no longer" in text
     assert "30.00" not in text.split("Shape checks")[0]
     assert ("`python -m harness run --methods sag --dataset synthref --splits val,testA,testB "
-            f"--seeds 1,2 --taus 0.3,0.4,0.5,0.6,0.7 --crf --profile full --out {tmp_path}`") in text
+            f"--seeds 1,2 --taus 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --crf --profile full --out {tmp_path}`") in text
     cell = next(c for c in json.loads(render_table("A3", tmp_path, fmt="json"))["cells"] if c["row"] == "τ=0.5")
     assert (cell["mean"], cell["n"], cell["stale"]) == (None, 3, 2)
     for seed in (1, 2):                               # rerun under today's config: shown again
@@ -115,9 +115,9 @@ def test_one_seed_shows_a_dash_for_std_and_floor_runs_are_listed_missing(tmp_pat
     assert "20.00 ± – (n=1)" in text
     # seeds 1 and 2 of sag, and the floors, are missing with the exact commands that make them.
     assert (f"`python -m harness run --methods sag --dataset synthref --splits val,testA,testB "
-            f"--seeds 1,2 --taus 0.3,0.4,0.5,0.6,0.7 --crf --profile full --out {tmp_path}`") in text
+            f"--seeds 1,2 --taus 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --crf --profile full --out {tmp_path}`") in text
     assert (f"`python -m harness run --methods whole --dataset synthref --splits val,testA,testB "
-            f"--seeds 0 --profile full --out {tmp_path}`") in text
+            f"--seeds 0 --taus 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --profile full --out {tmp_path}`") in text
 
 
 def test_a_seed_without_a_needed_setting_counts_as_missing(tmp_path):
@@ -126,7 +126,7 @@ def test_a_seed_without_a_needed_setting_counts_as_missing(tmp_path):
                       {s: {"tau=0.50": 30.0} for s in ("val", "testA", "testB")})
     missing = {run["method"]: run for run, _ in table_specs.missing_runs("A3", tmp_path)}
     assert missing["sag"]["seeds"] == [0, 1, 2]
-    assert missing["sag"]["taus"] == [0.3, 0.4, 0.5, 0.6, 0.7]
+    assert missing["sag"]["taus"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
 def test_required_runs_are_widened_across_tables_sharing_a_store_folder():

@@ -19,11 +19,16 @@ train = dict(batch_size=32, lr=3e-4, max_steps=300, epochs=3)
 
 # The smoke profile (tests) runs on one thread: its models are tiny, and tests on a shared
 # machine run beside other processes. A method's own `profiles` merge into these.
-profiles = dict(smoke=dict(runtime=dict(torch_threads=1)),
+profiles = dict(smoke=dict(runtime=dict(torch_threads=1), protocol=dict(inference_draws=2)),
                 ci=dict(train=dict(max_steps=100)))   # the CI gate's budget, also equal for all
 
 protocol = dict(
     minmax=True,  # min-max normalise each score map before CRF/τ (SaG and MaskCLIP do; DESIGN §5)
+    # Evaluation passes of each trained model, each with its own test-time sampling seed, for a
+    # method that samples at test time (SaG's slots; others predict once): metrics.json's
+    # `inference_draws` holds every draw's figures; the tables show their std beside the std over
+    # training seeds. Draw 0 is the run's own figure. The paper's "std < 0.06" is this spread.
+    inference_draws=5,
     # DenseCRF for the "+crf" settings (harness/eval/postprocess.py): the defaults of weakly supervised
     # segmentation (DeepLab/AffinityNet/IRN): a bilateral term tied to the image colours and a
     # Gaussian smoothness term, 10 mean-field iterations.

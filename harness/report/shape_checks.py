@@ -12,14 +12,24 @@ each compares rows within a column, for every column (or those the check names):
 
 A column where a needed cell has no runs is skipped; with no column left the check reports
 "insufficient data".
+
+On intervals (`table --ci`, `run_checks_on_intervals`) each check is the sign of one margin —
+order: the smallest step down; below: (lowest of the rest − row) − margin; spread: max_spread −
+(max − min); at_least: the smallest a − b; min_value: the smallest mean − min — computed on every
+bootstrap replicate (the cells of a column share their image draws, so the margin is paired).
+Per column it **holds** when the margin's interval lies above 0, **fails** when it lies below,
+and is **not resolved at this n** when it holds 0: no verdict on noise.
 """
 
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from harness.errors import ConfigError
 
 HOLDS, FAILS, INSUFFICIENT = "holds", "fails", "insufficient data"
+UNRESOLVED = "not resolved at this n"
 
 
 @dataclass
@@ -103,3 +113,67 @@ def run_check(check: dict, means: dict, columns: list[str],
 def run_checks(checks: list[dict], means: dict, columns: list[str],
                labels: Optional[dict] = None) -> list[CheckResult]:
     return [run_check(check, means, columns, labels) for check in checks]
+
+
+# kind -> (the margin from the rows' values, in the order `_KINDS` reads them; strict: > 0 needed)
+def _margin_order(values, check):
+    return np.min(np.stack([a - b for a, b in zip(values, values[1:])]), axis=0), True
+
+
+def _margin_below(values, check):
+    return np.min(np.stack(values[1:]), axis=0) - values[0] - check.get("margin", 0.0), False
+
+
+def _margin_spread(values, check):
+    stacked = np.stack(values)
+    return check["max_spread"] - (stacked.max(axis=0) - stacked.min(axis=0)), False
+
+
+def _margin_at_least(values, check):
+    return np.min(np.stack([a - b for a, b in zip(values[0::2], values[1::2])]), axis=0), False
+
+
+def _margin_min_value(values, check):
+    return np.min(np.stack(values), axis=0) - float(check["min"]), False
+
+
+_MARGINS = {"order": _margin_order, "below": _margin_below, "spread": _margin_spread,
+            "at_least": _margin_at_least, "min_value": _margin_min_value}
+
+
+def _column_verdict(point: float, replicates: np.ndarray, strict: bool, tails) -> tuple[str, str]:
+    finite = replicates[np.isfinite(replicates)]
+    lo, hi = np.percentile(finite, tails) if finite.size else (np.nan, np.nan)
+    above = lo > 0 if strict else lo >= 0
+    below = hi <= 0 if strict else hi < 0
+    status = HOLDS if above else FAILS if below else UNRESOLVED
+    return status, f"margin {point:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def run_check_on_intervals(check: dict, estimates: dict, columns: list[str],
+                           labels: Optional[dict] = None, tails=(2.5, 97.5)) -> CheckResult:
+    """One check judged on intervals: `estimates[(row, column)]` is an Estimate (point and
+    bootstrap replicates, paired within a column) or None where no seed is stored."""
+    labels = labels or {}
+    kind = check.get("kind")
+    if kind not in _KINDS:
+        raise ConfigError(f"shape check {check.get('name')!r}: kind {kind!r}; expected one of "
+                          f"{sorted(_KINDS)}")
+    rows = _KINDS[kind][0](check)
+    name = check.get("name", kind)
+    verdicts, skipped = [], []
+    for column in [c for c in check.get("columns", columns) if c in columns]:
+        found = [estimates.get((row, column)) for row in rows]
+        if any(e is None for e in found):
+            skipped.append(labels.get(column, column))
+            continue
+        point, strict = _MARGINS[kind]([np.float64(e.point) for e in found], check)
+        replicates, _ = _MARGINS[kind]([e.replicates for e in found], check)
+        status, detail = _column_verdict(float(point), replicates, strict, tails)
+        verdicts.append((status, f"{labels.get(column, column)}: {status} ({detail})"))
+    if not verdicts:
+        return CheckResult(name, INSUFFICIENT, f"no runs for rows {rows} in any column")
+    statuses = {status for status, _ in verdicts}
+    status = FAILS if FAILS in statuses else HOLDS if statuses == {HOLDS} else UNRESOLVED
+    note = f" (skipped for lack of runs: {', '.join(skipped)})" if skipped else ""
+    return CheckResult(name, status, "; ".join(detail for _, detail in verdicts) + note)

@@ -7,13 +7,17 @@ here trains or predicts. Which cells a table has comes from its spec (harness/re
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pandas as pd
 from tabulate import tabulate
 
 from harness.report import currency, table_specs
 from harness.errors import ConfigError, DataError
-from harness.report.shape_checks import run_checks
+from harness.report.cell_intervals import annotate
+from harness.report.intervals import IntervalOptions
+from harness.report.shape_checks import run_check_on_intervals, run_checks
+from harness.report.variance import inference_spreads
 from harness.store import Store
 
 FORMATS = ("markdown", "csv", "latex", "json")
@@ -53,6 +57,15 @@ class Cell:
     configs: int = 1     # distinct config hashes among the n seeds; > 1: not pooled (mixed)
     stale: int = 0       # seeds whose stored config is not today's (currency.py): not pooled
     paper: float | None = None
+    seeds: tuple = ()    # the seeds stored
+    # Spread over test-time sampling of each trained model (harness/report/variance.py), for
+    # methods that sample at inference; None for the others.
+    inference: object = None
+    # With intervals (`table --ci`, harness/report/cell_intervals.py): the seed-mean's bootstrap
+    # Estimate, and whether the difference from the pooled row above holds 0 (None: not judged).
+    estimate: object = None
+    same_as_above: Optional[bool] = None
+    interval_error: Optional[str] = None
 
     @property
     def mixed(self) -> bool:
@@ -73,6 +86,7 @@ class TableData:
     columns: list[dict]
     cells: dict          # (row key, column key) -> Cell
     missing: list = field(default_factory=list)     # (run, command)
+    intervals: Optional[IntervalOptions] = None       # set when the cells carry intervals
 
     @property
     def has_runs(self) -> bool:
@@ -129,31 +143,54 @@ def _paper_lookup(spec: dict, row: dict, column: dict, paper_tables: dict) -> fl
     return paper_figure(paper_tables[csv_name], row["paper"], column["paper"], where)
 
 
-def table_data(name: str, results_dir, dataset_family: str = "synthref") -> TableData:
-    """Every cell of table `name`: our seed statistics and the paper's figure."""
+_KEY_FIELDS = ("dataset", "method", "split", "setting", "metric")
+
+
+def _seeds_of(frame: pd.DataFrame) -> dict:
+    if frame.empty:
+        return {}
+    return {key: tuple(sorted(set(int(s) for s in seeds)))
+            for key, seeds in frame.groupby(list(_KEY_FIELDS))["seed"]}
+
+
+def table_data(name: str, results_dir, dataset_family: str = "synthref",
+               intervals: Optional[IntervalOptions] = None) -> TableData:
+    """Every cell of table `name`: our seed statistics, the inference spread where a method
+    samples at test time, the paper's figure, and with `intervals` each cell's bootstrap interval."""
     spec = table_specs.load_table_spec(name)
     stale = currency.stale_runs(table_specs.required_runs(name, dataset_family), Store(results_dir))
     frame = Store(results_dir).frame()
     frame = frame.assign(stale=[seed in stale.get((dataset, method), ()) for dataset, method, seed
                                 in zip(frame["dataset"], frame["method"], frame["seed"])])
-    stats = seed_stats(frame)
+    stats, seeds = seed_stats(frame), _seeds_of(frame)
+    hashes = {(d, m): h for d, m, h in zip(frame.get("dataset", []), frame.get("method", []),
+                                           frame.get("config_hash", []))}
+    spreads = inference_spreads(results_dir, hashes)
     columns = table_specs.family_columns(spec, dataset_family)
     cells, paper_tables = {}, {}
     for row in spec["rows"]:
         for column in columns:
             key = table_specs.cell_key(spec, row, column, dataset_family)
-            figures = stats.get(tuple(key[f] for f in ("dataset", "method", "split", "setting", "metric")),
-                                (math.nan, math.nan, 0, 1, 0))
+            at = tuple(key[f] for f in _KEY_FIELDS)
+            figures = stats.get(at, (math.nan, math.nan, 0, 1, 0))
             paper = _paper_lookup(spec, row, column, paper_tables)
-            cells[(_key(row), _key(column))] = Cell(key, *figures, paper=paper)
+            cells[(_key(row), _key(column))] = Cell(key, *figures, paper=paper,
+                                                    seeds=seeds.get(at, ()),
+                                                    inference=spreads.get(at))
     missing = table_specs.missing_runs(name, results_dir, dataset_family, stale)
-    return TableData(spec, dataset_family, str(results_dir), spec["rows"], columns, cells, missing)
+    data = TableData(spec, dataset_family, str(results_dir), spec["rows"], columns, cells, missing,
+                     intervals=intervals)
+    if intervals is not None:
+        annotate(data, seeds, results_dir, intervals)
+    return data
 
 
-def format_cell(cell: Cell) -> str:
+def format_cell(cell: Cell, intervals: bool = False) -> str:
     """`34.76 ± 0.05 (n=3)`; std shows "–" with one seed; "–" alone with none; seeds stored
     under different configs are not pooled: `mixed configs (2 in n=3)`, nor seeds whose config
-    is no longer the config file's: `stale config (1 of n=3)`."""
+    is no longer the config file's: `stale config (1 of n=3)`. A method that samples at test time
+    adds its inference std: `(n=3; inference ± 0.04)`. With `intervals`: `34.76 ± 0.05 [33.9,
+    35.6] (n=3)`, and ` ≈↑` when the difference from the row above is not resolved."""
     if cell.n == 0:
         return DASH
     if cell.stale:
@@ -161,7 +198,12 @@ def format_cell(cell: Cell) -> str:
     if cell.mixed:
         return f"mixed configs ({cell.configs} in n={cell.n})"
     std = DASH if math.isnan(cell.std) else f"{cell.std:.2f}"
-    return f"{cell.mean:.2f} ± {std} (n={cell.n})"
+    inference = "" if cell.inference is None else f"; inference ± {cell.inference.std:.2f}"
+    text = f"{cell.mean:.2f} ± {std}"
+    if intervals and cell.estimate is not None and math.isfinite(cell.estimate.lo):
+        text += f" [{cell.estimate.lo:.2f}, {cell.estimate.hi:.2f}]"
+    text += f" (n={cell.n}{inference})"
+    return text + (" ≈↑" if intervals and cell.same_as_above else "")
 
 
 def _paper_header(label: str, column: dict, family: str) -> str:
@@ -183,7 +225,7 @@ def table_rows(data: TableData, paper: bool) -> tuple[list[str], list[list[str]]
         line = [row.get("label", _key(row))]
         for column in data.columns:
             cell = data.cells[(_key(row), _key(column))]
-            line.append(format_cell(cell))
+            line.append(format_cell(cell, data.intervals is not None))
             if paper and "paper" in column:
                 line.append(DASH if cell.paper is None else f"{cell.paper:.2f}")
         body.append(line)
@@ -191,28 +233,53 @@ def table_rows(data: TableData, paper: bool) -> tuple[list[str], list[list[str]]
 
 
 def check_results(data: TableData) -> list:
-    means = {k: (c.mean if c.pooled else None) for k, c in data.cells.items()}
+    """The spec's shape checks: on the seed means, or with intervals on the bootstrap margins
+    (holds / fails / not resolved at this n; harness/report/shape_checks.py)."""
     labels = {_key(c): column_label(c, data.spec, data.family) for c in data.columns}
-    return run_checks(data.spec.get("checks", []), means, [_key(c) for c in data.columns], labels)
+    columns = [_key(c) for c in data.columns]
+    if data.intervals is not None:
+        estimates = {k: c.estimate for k, c in data.cells.items() if c.pooled}
+        return [run_check_on_intervals(check, estimates, columns, labels, data.intervals.tails)
+                for check in data.spec.get("checks", [])]
+    means = {k: (c.mean if c.pooled else None) for k, c in data.cells.items()}
+    return run_checks(data.spec.get("checks", []), means, columns, labels)
 
 
 def render_table(name: str, results_dir, fmt: str = "markdown", paper: bool = False,
-                 dataset_family: str = "synthref") -> str:
+                 dataset_family: str = "synthref", ci: Optional[IntervalOptions] = None) -> str:
     """Table `name` from the store in `fmt`; with `paper`, the paper's figures and shape checks.
 
     markdown/latex: the table, notes, shape checks and missing runs with their commands (with no
     runs at all: the paper's table instead of ours). csv: one line per cell (parses back).
     json: everything, cells with mean, std, n and the paper's figure.
+    `ci` (IntervalOptions, or True for the defaults): every cell's 95 % bootstrap interval, the
+    rows not resolved from the one above, and the shape checks judged on intervals.
     """
     writers = {"markdown": _as_text, "latex": _as_text, "csv": _as_csv, "json": _as_json}
     if fmt not in writers:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    data = table_data(name, results_dir, dataset_family)
+    ci = IntervalOptions() if ci is True else (ci or None)
+    data = table_data(name, results_dir, dataset_family, intervals=ci)
     return writers[fmt](data, paper, fmt)
 
 
 def _notes(data: TableData, paper: bool) -> list[str]:
-    notes = ["Cells: mean ± sample std (ddof=1) over seeds; n = seeds stored; – = no run."]
+    notes = ["Cells: mean ± sample std (ddof=1) over training seeds; n = seeds stored; – = no run."]
+    if data.intervals is not None:
+        notes.append(f"[lo, hi]: {data.intervals.describe()}. ≈↑: the paired interval of the "
+                     "difference from the row above holds 0 — the two rows are not resolved at "
+                     "this n. `python -m harness compare A B` tests one pair.")
+        failed = sorted({c.interval_error for c in data.cells.values() if c.interval_error})
+        notes += [f"no interval: {error}" for error in failed]
+    sampled = sorted({f"{c.key['dataset']}/{c.key['method']}" for c in data.cells.values()
+                      if c.inference is not None})
+    if sampled:
+        draws = min(c.inference.draws for c in data.cells.values() if c.inference is not None)
+        notes.append(f"inference ± (for {', '.join(sampled)}): the std over {draws} test-time "
+                     "sampling draws of each trained model (its slots are sampled), pooled over "
+                     "the seeds — the spread the paper's \"std across 3 experiments < 0.06\" "
+                     "describes. The ± before it is over training seeds, a different quantity "
+                     "(harness/report/variance.py).")
     mixed = sorted({f"{c.key['dataset']}/{c.key['method']}" for c in data.cells.values() if c.mixed})
     if mixed:
         notes.append(f"mixed configs: {', '.join(mixed)} hold seeds run under different configs "
@@ -252,8 +319,9 @@ def _as_text(data: TableData, paper: bool, fmt: str) -> str:
         lines.append(f"{lead}No runs stored for this table yet; the paper's figures:")
         lines += ["", _paper_only(data, fmt)]
     if paper and data.spec.get("checks"):
-        lines += ["", "Shape checks (the paper's claims, on our seed means):" if fmt == "markdown"
-                  else "% Shape checks (the paper's claims, on our seed means):"]
+        basis = "on intervals" if data.intervals is not None else "on our seed means"
+        lines += ["", f"Shape checks (the paper's claims, {basis}):" if fmt == "markdown"
+                  else f"% Shape checks (the paper's claims, {basis}):"]
         lines += [f"{lead}{r.name}: **{r.status}** — {r.detail}" if fmt == "markdown"
                   else f"{lead}{r.name}: {r.status} — {r.detail}" for r in check_results(data)]
     head = f"Missing or stale runs ({len(data.missing)}):" if data.missing else "Missing runs: none."
@@ -273,11 +341,22 @@ def _cell_records(data: TableData, paper: bool) -> list[dict]:
                       "column_label": column_label(column, data.spec, data.family),
                       **cell.key, "mean": cell.mean if cell.pooled else None,
                       "std": None if math.isnan(cell.std) else cell.std, "n": cell.n,
-                      "configs": cell.configs, "stale": cell.stale}
+                      "configs": cell.configs, "stale": cell.stale,
+                      "inference_std": None if cell.inference is None else cell.inference.std,
+                      "inference_draws": None if cell.inference is None else cell.inference.draws}
+            if data.intervals is not None:
+                estimate = cell.estimate
+                record.update(ci_lo=_finite(estimate.lo) if estimate else None,
+                              ci_hi=_finite(estimate.hi) if estimate else None,
+                              same_as_above=cell.same_as_above)
             if paper:
                 record["paper"] = cell.paper
             records.append(record)
     return records
+
+
+def _finite(value: float) -> Optional[float]:
+    return float(value) if math.isfinite(value) else None
 
 
 def _as_csv(data: TableData, paper: bool, fmt: str) -> str:
@@ -289,6 +368,8 @@ def _as_json(data: TableData, paper: bool, fmt: str) -> str:
            "results_dir": data.results_dir, "cells": _cell_records(data, paper),
            "notes": _notes(data, paper),
            "missing": [{"run": run, "command": command} for run, command in data.missing]}
+    if data.intervals is not None:
+        doc["intervals"] = data.intervals.describe()
     if paper:
         doc["checks"] = [vars(r) for r in check_results(data)]
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

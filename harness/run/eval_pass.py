@@ -36,8 +36,10 @@ def _rank_indices(n: int) -> Optional[list[int]]:
 
 def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float], crf: bool,
                    crf_workers: Optional[int] = None, timings: Optional[dict] = None,
-                   progress: bool = True, save_to: Optional[Path] = None) -> tuple[dict, list[dict]]:
-    """({setting: summary}, samples.csv rows) of `segmenter` on `dataset`.
+                   progress: bool = True, save_to: Optional[Path] = None,
+                   workers: int = 0) -> tuple[dict, list[dict]]:
+    """({setting: summary}, samples.csv rows) of `segmenter` on `dataset`; `workers` DataLoader
+    processes decode the images (harness/data/loader.py; pinned when the segmenter is on a GPU).
 
     `timings` (seconds by stage: data — reading images and masks —, predict, crf, metrics) is
     accumulated in place. With `save_to` (a run folder) every map is also written as the PNG
@@ -57,7 +59,9 @@ def evaluate_split(segmenter, dataset: RefDataset, cfg: dict, taus: list[float],
     indices = _rank_indices(len(dataset))
     bar = tqdm(total=len(indices) if indices is not None else len(dataset),
                desc=f"{dataset.name}/{dataset.split}", unit="expr", disable=not progress)
-    batches = iter(eval_batches(dataset, segmenter.input_size, batch_size, indices=indices))
+    on_gpu = getattr(getattr(segmenter, "env", None), "device", torch.device("cpu")).type == "cuda"
+    batches = iter(eval_batches(dataset, segmenter.input_size, batch_size, indices=indices,
+                                workers=workers, pin_memory=on_gpu))
     try:
         while (batch := _timed_next(batches, timings)) is not None:
             split_pass.evaluate_batch(batch)
@@ -140,8 +144,11 @@ def _gathered(evaluator, taus, crf):
 def _sample_rows(dataset: RefDataset, evaluator) -> list[dict]:
     """samples.csv rows in dataset order, then setting order."""
     ref_of = {s.sample_id: s.ref_id for s in dataset.samples}
+    # image_id: the cluster the intervals resample (harness/report/intervals.py)
+    image_of = {s.sample_id: s.image_id for s in dataset.samples}
     order = {s.sample_id: k for k, s in enumerate(dataset.samples)}
     setting_order = {name: k for k, name in enumerate(evaluator.settings)}
-    rows = [{**row, "split": dataset.split, "ref_id": ref_of[row["sample_id"]]}
+    rows = [{**row, "split": dataset.split, "ref_id": ref_of[row["sample_id"]],
+             "image_id": image_of[row["sample_id"]]}
             for row in evaluator.records()]
     return sorted(rows, key=lambda r: (order[r["sample_id"]], setting_order[r["setting"]]))

@@ -6,7 +6,7 @@
                    revision, timings, training log, command
     metrics.json   {"method", "dataset", "split_by", "seed", "config_hash",
                     "splits": {split: {setting: {...}}}}
-    samples.csv    split, setting, sample_id, ref_id, I, U, IoU, pointing, swap_ref_id, I_swap,
+    samples.csv    split, setting, sample_id, ref_id, image_id, I, U, IoU, pointing, swap_ref_id, I_swap,
                    U_swap, IoU_swap (one row per expression and setting; swap fields blank where
                    the expression's image has no other ref — harness/eval/metrics.py)
     model.pt       optional checkpoint
@@ -53,7 +53,7 @@ TRAIN_STATE_DIR = "train_state"
 PREDICTIONS_DIR = "predictions"
 TMP_SUFFIX = ".tmp"
 COUNT_KEYS = ("n", "n_gap")
-SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "I", "U", "IoU", "pointing",
+SAMPLE_COLUMNS = ("split", "setting", "sample_id", "ref_id", "image_id", "I", "U", "IoU", "pointing",
                   "swap_ref_id", "I_swap", "U_swap", "IoU_swap")
 FRAME_COLUMNS = ("dataset", "method", "seed", "split", "setting", "metric", "value", "config_hash")
 

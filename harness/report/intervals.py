@@ -1,0 +1,143 @@
+"""How sure a figure is: a cluster bootstrap over images, paired across methods, and a paired test.
+
+A replicate draws G images with replacement from a split's G images and weighs each image's sums
+(harness/report/image_sums.py) by how often it was drawn: the expressions of one image — RefCOCO
+has several per image, one image holds several referred objects — are resampled together, as
+they are not independent. The draws `W [B, G]` depend only on the split's images and a fixed
+seed, so every method and every seed of a split is resampled with the same images: a cell's
+replicate is the seed-mean on one image multiset, and two cells of a column form paired
+replicates whose difference is the paired-bootstrap difference.
+
+`resample="images"` (default) is the interval of the seed-mean for the trained models at hand:
+how much the figure would move on other images. `resample="images+seeds"` also draws the seeds
+with replacement (a hierarchical bootstrap), folding training noise in — crude with 3 seeds,
+but a claim that survives it does not rest on which seeds were run.
+
+The paired test of `compare` is a sign-flip randomisation test over images: under "A and B are
+exchangeable", swapping A's and B's records within any set of images gives an equally likely
+difference; p = (1 + #{|Δ'| ≥ |Δ|}) / (1 + R).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import ConfigError
+from harness.report.image_sums import figure, image_sums
+
+BOOTSTRAP_SEED = 20231002          # fixed: a table's intervals are the same on every rerun
+RESAMPLE = ("images", "images+seeds")
+
+
+@dataclass(frozen=True)
+class IntervalOptions:
+    boot: int = 2000               # bootstrap replicates (B ≥ 1,000)
+    level: float = 0.95
+    resample: str = "images"       # RESAMPLE
+    seed: int = BOOTSTRAP_SEED
+
+    def __post_init__(self):
+        if int(self.boot) < 1000:
+            raise ConfigError(f"--boot {self.boot}: expected at least 1000 bootstrap replicates")
+        if not 0.5 < float(self.level) < 1:
+            raise ConfigError(f"interval level {self.level}: expected a number in (0.5, 1)")
+        if self.resample not in RESAMPLE:
+            raise ConfigError(f"--resample {self.resample!r}: expected one of {', '.join(RESAMPLE)}")
+
+    @property
+    def tails(self) -> tuple[float, float]:
+        alpha = (1 - self.level) / 2
+        return 100 * alpha, 100 * (1 - alpha)
+
+    def describe(self) -> str:
+        over = ("images (expressions of one image together), the same draws for every seed "
+                "and method of a split" if self.resample == "images" else
+                "images and, hierarchically, the seeds")
+        return (f"{100 * self.level:g} % percentile interval of a cluster bootstrap over {over}; "
+                f"B = {self.boot}, bootstrap seed {self.seed}")
+
+
+def _stable(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def bootstrap_weights(images: pd.Index, opts: IntervalOptions) -> np.ndarray:
+    """[B, G] draw counts of each image in each replicate, from the seed and the image ids only."""
+    G = len(images)
+    digest = _stable("\n".join(map(str, images)))
+    rng = np.random.default_rng([opts.seed, digest])
+    draws = rng.integers(0, G, size=(opts.boot, G))                            # [B, G]
+    flat = (draws + G * np.arange(opts.boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=opts.boot * G).reshape(opts.boot, G).astype(np.float64)
+
+
+def images_of(frames: list[pd.DataFrame]) -> pd.Index:
+    """The split's images, sorted: the union over the runs (they normally agree)."""
+    ids = sorted(set().union(*(set(f["image_id"]) for f in frames)))
+    return pd.Index(ids)
+
+
+def seed_sums(frames: list[pd.DataFrame], images: pd.Index) -> np.ndarray:
+    """[S, G, F] per-image sums of each seed's rows."""
+    return np.stack([image_sums(f, images) for f in frames])
+
+
+@dataclass
+class Estimate:
+    point: float                   # the seed-mean on the whole split (= the table's mean)
+    lo: float
+    hi: float
+    replicates: np.ndarray         # [B]
+
+    def contains(self, value: float = 0.0) -> bool:
+        return self.lo <= value <= self.hi
+
+
+def _seed_resampled(per_seed: np.ndarray, opts: IntervalOptions, key: str) -> np.ndarray:
+    """[B] replicate seed-means from per-seed replicates [B, S]."""
+    B, S = per_seed.shape
+    if opts.resample == "images" or S == 1:
+        return np.nanmean(per_seed, axis=1) if S > 1 else per_seed[:, 0]
+    rng = np.random.default_rng([opts.seed, _stable(key)])
+    pick = rng.integers(0, S, size=(B, S))
+    return np.nanmean(np.take_along_axis(per_seed, pick, axis=1), axis=1)
+
+
+def _interval(point: float, replicates: np.ndarray, opts: IntervalOptions) -> Estimate:
+    finite = replicates[np.isfinite(replicates)]
+    if not math.isfinite(point) or finite.size == 0:
+        return Estimate(point, math.nan, math.nan, replicates)
+    lo, hi = np.percentile(finite, opts.tails)
+    return Estimate(float(point), float(lo), float(hi), replicates)
+
+
+def estimate(sums: np.ndarray, metric: str, W: np.ndarray, opts: IntervalOptions,
+             key: str = "") -> Estimate:
+    """The seed-mean of `metric` and its interval, from sums [S, G, F] and draws W [B, G]."""
+    point = float(np.nanmean(figure(sums.sum(axis=1), metric)))                 # [S] -> mean
+    per_seed = figure(np.einsum("bg,sgf->bsf", W, sums), metric)                # [B, S]
+    return _interval(point, _seed_resampled(per_seed, opts, key), opts)
+
+
+def difference(a: Estimate, b: Estimate, opts: IntervalOptions) -> Estimate:
+    """A − B from paired replicates (the same image draws)."""
+    return _interval(a.point - b.point, a.replicates - b.replicates, opts)
+
+
+def sign_flip_p(a: np.ndarray, b: np.ndarray, metric: str, rounds: int, seed: int) -> float:
+    """Two-sided p of the seed-mean difference A − B of `metric` under exchanging A and B within
+    images; a, b: sums [S, G, F] of the same expressions (seed k of A paired with seed k of B)."""
+    observed = float(np.nanmean(figure(a.sum(1), metric)) - np.nanmean(figure(b.sum(1), metric)))
+    rng = np.random.default_rng([seed, rounds])
+    flip = rng.integers(0, 2, size=(rounds, a.shape[1])).astype(np.float64)    # [R, G]
+    keep = 1.0 - flip
+    a_new = np.einsum("rg,sgf->rsf", keep, a) + np.einsum("rg,sgf->rsf", flip, b)
+    b_new = np.einsum("rg,sgf->rsf", flip, a) + np.einsum("rg,sgf->rsf", keep, b)
+    null = np.nanmean(figure(a_new, metric), 1) - np.nanmean(figure(b_new, metric), 1)  # [R]
+    extreme = np.count_nonzero(np.abs(null) >= abs(observed) - 1e-12)
+    return (1 + extreme) / (1 + rounds)
