@@ -31,4 +31,8 @@ plot = dict(xlabel="threshold τ", title="A3: threshold τ")
 footnotes = [
     "The paper's figures are RefCOCO val; on synthref they are not comparable, only the shape is.",
     "whole and objects (an oracle reading annotations) are floors, deterministic, one seed.",
+    "± is the std over training seeds. The paper averages 3 experiments whose std is \"always "
+    "less than 0.06\", from \"randomness when sampling the entity slots\": that is SaG's "
+    "inference ± (test-time slot draws of one trained model, protocol.inference_draws), not ours "
+    "over training seeds — compare it with the inference ±.",
 ]

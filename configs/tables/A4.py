@@ -81,6 +81,10 @@ footnotes = [
     "On the embedded family synthref, synthref+ and synthrefg stand in for RefCOCO, RefCOCO+ "
     "and G-Ref; the paper's figures (real data) are not comparable to them, only the shape is.",
     "TSEG is a reconstruction: no public code exists (shared/specs/tseg.md).",
+    "± is the std over training seeds. The paper averages 3 experiments whose std is \"always "
+    "less than 0.06\", from \"randomness when sampling the entity slots\": that is SaG's "
+    "inference ± (test-time slot draws of one trained model, protocol.inference_draws), not ours "
+    "over training seeds — compare it with the inference ±.",
     "objects is an oracle: it reads the eval annotations (never the expression); whole "
     "predicts the full image. Both are floors, deterministic, run with one seed.",
     "Zero-shot rows are set beside the paper's Table 1 (not fine-tuned) figures.",

@@ -36,7 +36,9 @@ def store_families(results_dir) -> list[str]:
 def _table_sections(results_dir, out: Path, family: str) -> list[str]:
     lines = []
     for name in table_specs.table_names():
-        text = render_table(name, results_dir, "markdown", paper=True, dataset_family=family)
+        # With intervals: a reader of the report sees which differences are resolved.
+        text = render_table(name, results_dir, "markdown", paper=True, dataset_family=family,
+                            ci=True)
         lines += [text.replace("### ", f"### {name}: ", 1), ""]
         if "plot" in table_specs.load_table_spec(name):
             png = out.parent / f"{out.stem}_{name}_{family}.png"

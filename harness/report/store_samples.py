@@ -14,13 +14,13 @@ from typing import Optional
 
 import pandas as pd
 
+from harness.data.datasets import open_split
 from harness.errors import DataError
 from harness.store import SAMPLES_FILE, Store, read_config, read_metrics
 
 
 @lru_cache(maxsize=32)
 def _image_of(dataset: str, split: str, data_root: Optional[str], split_by: Optional[str]) -> dict:
-    from harness.data.datasets import open_split
     ds = open_split(dataset, split, data_root=data_root, split_by=split_by)
     return {str(s.sample_id): s.image_id for s in ds.samples}
 
