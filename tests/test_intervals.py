@@ -247,3 +247,11 @@ def test_table_shape_checks_are_judged_on_intervals(tmp_path, images, verdict):
     line = next(l for l in text.splitlines() if l.startswith("- τ-flat"))
     assert f"**{verdict}**" in line and "margin" in line
     assert "[" not in next(l for l in text.splitlines() if l.startswith("| τ=0.5"))  # cells: no bounds
+
+
+def test_bootstrap_p_is_two_sided_and_never_zero():
+    from harness.report.intervals import bootstrap_p
+
+    assert bootstrap_p(np.linspace(1.0, 2.0, 999)) == pytest.approx(1 / 1000)     # all above 0
+    assert bootstrap_p(np.linspace(-1.0, 1.0, 1001)) == pytest.approx(1.0)      # centred on 0
+    assert bootstrap_p(np.r_[np.full(50, -1.0), np.full(950, 1.0)]) == pytest.approx(100 / 1001)

@@ -5,7 +5,8 @@ mean per-expression IoU difference), cIoU, A@k (the hit difference), pointing an
 gap — the difference Δ = A − B of the seed-means, with a paired cluster-bootstrap interval (the
 same image draws for both; harness/report/intervals.py) and a sign-flip p-value over images;
 then the same for each seed (seed k of A against seed k of B). Seeds are paired by number: only
-the seeds both methods stored are used.
+the seeds both methods stored are used. With resample="images+seeds" the p-value comes from the
+bootstrap replicates instead (`bootstrap_p`), so that it, too, carries the seeds' spread.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tabulate import tabulate
 from harness.errors import ConfigError, DataError
 from harness.report.image_sums import FIGURES
 from harness.report.intervals import (IntervalOptions, bootstrap_weights, difference, estimate,
-                                      images_of, seed_sums, sign_flip_p)
+                                      images_of, seed_sums, sign_flip_p, bootstrap_p)
 from harness.report.store_samples import StoreSamples
 
 COMPARED = ("mIoU", "cIoU", "A@0.3", "A@0.5", "A@0.7", "pointing", "gap")
@@ -97,7 +98,8 @@ def compare_methods(results_dir, a: str, b: str, dataset: str = "synthref", spli
             ea = estimate(sa[at], name, W, opts, key=f"{dataset}/{split}/{a}")
             eb = estimate(sb[at], name, W, opts, key=f"{dataset}/{split}/{b}")
             d = difference(ea, eb, opts)
-            p = sign_flip_p(sa[at], sb[at], name, rounds=opts.boot, seed=opts.seed)
+            p = (sign_flip_p(sa[at], sb[at], name, rounds=opts.boot, seed=opts.seed)
+                 if opts.resample == "images" else bootstrap_p(d.replicates))
             out.append(Comparison(name, scope, ea.point, eb.point, d.point, d.lo, d.hi, p))
     return dict(comparisons=out, n=len(fa[0]), images=len(images), seeds=seeds, a=a, b=b,
                 dataset=dataset, split=split, setting=setting, intervals=opts.describe())
@@ -124,8 +126,10 @@ def render_comparison(result: dict, fmt: str = "markdown") -> str:
     lines = [head, "",
              f"- {result['n']} expressions both scored, on {result['images']} images; seeds "
              f"{', '.join(map(str, result['seeds']))} (seed k of A paired with seed k of B).",
-             f"- Δ = A − B; interval: {result['intervals']}; p: two-sided sign-flip test "
-             "over images (A's and B's records exchanged within images).", ""]
+             f"- Δ = A − B; interval: {result['intervals']}; p: " + (
+                 "two-sided sign-flip test over images (A's and B's records exchanged within "
+                 "images)." if "hierarchically" not in result["intervals"] else
+                 "two-sided, from the bootstrap replicates (seeds resampled too)."), ""]
     rows = [[c.figure, c.scope, _fmt(c.a), _fmt(c.b), _fmt(c.delta),
              f"[{_fmt(c.lo)}, {_fmt(c.hi)}]", f"{c.p:.4f}", c.verdict]
             for c in result["comparisons"]]

@@ -141,3 +141,14 @@ def sign_flip_p(a: np.ndarray, b: np.ndarray, metric: str, rounds: int, seed: in
     null = np.nanmean(figure(a_new, metric), 1) - np.nanmean(figure(b_new, metric), 1)  # [R]
     extreme = np.count_nonzero(np.abs(null) >= abs(observed) - 1e-12)
     return (1 + extreme) / (1 + rounds)
+
+
+def bootstrap_p(replicates: np.ndarray) -> float:
+    """Two-sided p of "Δ = 0" from a difference's bootstrap replicates: twice the smaller share
+    on either side of 0 (at least 1 / (B + 1)). Used with resample="images+seeds", where the
+    sign-flip test, which exchanges images only, would ignore the seeds' spread."""
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        return math.nan
+    tail = min(np.count_nonzero(finite <= 0), np.count_nonzero(finite >= 0))
+    return min(1.0, max(2 * tail, 1) / (finite.size + 1))
