@@ -71,6 +71,9 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--limit", type=int, default=None, help="first N expressions of each split")
     run.add_argument("--jobs", type=int, default=1, help="parallel method × seed processes")
     run.add_argument("--crf-workers", type=int, default=None, help="DenseCRF processes")
+    run.add_argument("--workers", type=int, default=0,
+                     help="DataLoader processes decoding and resizing images (default 0: this process; "
+                          "the batches and figures are the same; docs/gpu.md)")
     run.add_argument("--resume", action="store_true", help="resume fit from its checkpoint")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--save-predictions", action="store_true",
@@ -79,6 +82,13 @@ def _add_run(sub, parents) -> None:
     run.add_argument("--reproducible", action="store_true",
                      help="pinned CPU kernels (SAG_HARNESS_KERNELS=pinned, harness/numerics.py): the same "
                           "bits on any x86 CPU with AVX2 at the same thread count, at a cost in speed")
+
+
+def _add_interval_options(parser) -> None:
+    parser.add_argument("--boot", type=int, default=2000, help="bootstrap replicates (≥ 1000)")
+    parser.add_argument("--resample", default="images", choices=["images", "images+seeds"],
+                        help="images: the interval of these trained models' seed-mean; "
+                             "images+seeds: seeds drawn too (training noise folded in)")
 
 
 def _add_readers(sub, parents) -> None:
@@ -94,6 +104,40 @@ def _add_readers(sub, parents) -> None:
     table.add_argument("--paper", action="store_true", help="show the paper's figures beside")
     table.add_argument("--family", default="synthref", choices=["synthref", "real"],
                        help="the embedded benchmark or the real datasets")
+    table.add_argument("--ci", action="store_true",
+                       help="95 %% cluster-bootstrap interval on every cell, rows not resolved from "
+                            "the one above marked ≈↑, shape checks judged on intervals")
+    _add_interval_options(table)
+
+    compare = sub.add_parser("compare", parents=parents,
+                             help="paired difference of two method specs, with interval and p-value")
+    compare.add_argument("a", help="method spec A, e.g. sag")
+    compare.add_argument("b", help="method spec B, e.g. tseg")
+    compare.add_argument("--dataset", default="synthref")
+    compare.add_argument("--split", default="val")
+    compare.add_argument("--setting", default="tau=0.50", help="e.g. tau=0.50 or tau=0.50+crf")
+    compare.add_argument("--seeds", default=None, help="comma-separated; default: those both stored")
+    compare.add_argument("--results", default=DEFAULT_RESULTS)
+    compare.add_argument("--format", default="markdown", choices=["markdown", "json"])
+    _add_interval_options(compare)
+
+    breakdown = sub.add_parser("breakdown", parents=parents,
+                               help="mIoU and gap by target area, expression length, location "
+                                    "words, objects in the image or category")
+    breakdown.add_argument("--by", required=True,
+                           help="area | length | location | objects | supercategory | category")
+    breakdown.add_argument("--methods", default=None,
+                           help="comma-separated method specs (default: the rows of --table)")
+    breakdown.add_argument("--table", default="A4", help="whose rows to break down (default A4)")
+    breakdown.add_argument("--setting", default=None, help="with --methods (default tau=0.50)")
+    breakdown.add_argument("--dataset", default="synthref")
+    breakdown.add_argument("--split", default="val")
+    breakdown.add_argument("--data-root", default=None)
+    breakdown.add_argument("--split-by", default=None)
+    breakdown.add_argument("--results", default=DEFAULT_RESULTS)
+    breakdown.add_argument("--format", default="markdown", choices=["markdown", "json"])
+    _add_include(breakdown)
+    _add_interval_options(breakdown)
 
     score = sub.add_parser("score", parents=parents, help="score prediction PNGs of any tool")
     score.add_argument("--dataset", required=True)
@@ -151,6 +195,12 @@ def _add_readers(sub, parents) -> None:
     report = sub.add_parser("report", parents=parents, help="one Markdown report of the store")
     report.add_argument("--results", default=DEFAULT_RESULTS)
     report.add_argument("--out", default="report.md")
+    report.add_argument("--html", default=None, metavar="OUT.html",
+                        help="write one self-contained HTML page instead (tables, τ-curves, a "
+                             "gallery of expressions that sorts and filters; harness/report/html_report.py)")
+    report.add_argument("--gallery-n", type=int, default=200,
+                        help="with --html: expressions per dataset in the gallery (the first N in dataset order)")
+    report.add_argument("--gallery-split", default="val", help="with --html: the split the gallery shows")
     _add_include(report)
 
 

@@ -190,7 +190,7 @@ def run_options(args, dataset: str, splits, taus, crf, profile, split_by=None):
         split_by=split_by, phrasecut_list=args.phrasecut_list, limit=args.limit,
         config_path=Path(args.config) if args.config else None, resume=args.resume,
         crf_workers=args.crf_workers, progress=not args.no_progress, command=command_line(),
-        save_predictions=args.save_predictions, includes=list(args.include))
+        save_predictions=args.save_predictions, includes=list(args.include), workers=args.workers)
 
 
 def _check_counts(args) -> None:
@@ -301,7 +301,42 @@ def cmd_table(args) -> int:
     load_includes(args)
     name = check_table(args.name or args.config)
     print(render_table(name, Path(args.results), fmt=args.format, paper=args.paper,
-                       dataset_family=args.family))
+                       dataset_family=args.family, ci=interval_options(args) if args.ci else None))
+    return 0
+
+
+def interval_options(args):
+    from harness.report.intervals import IntervalOptions
+    return IntervalOptions(boot=args.boot, resample=args.resample)
+
+
+def cmd_compare(args) -> int:
+    from harness.report.compare import compare_methods, render_comparison
+
+    check_dataset(args.dataset)
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    result = compare_methods(Path(args.results), args.a, args.b, dataset=args.dataset,
+                             split=args.split, setting=args.setting, seeds=seeds,
+                             opts=interval_options(args))
+    print(render_comparison(result, args.format), end="")
+    return 0
+
+
+def cmd_breakdown(args) -> int:
+    from harness.report.breakdowns import breakdown, render_breakdown, table_rows
+
+    check_dataset(args.dataset)
+    load_includes(args)
+    if args.methods:
+        setting = args.setting or "tau=0.50"
+        rows = [dict(label=m, method=m, setting=setting) for m in args.methods.split(",") if m]
+    else:
+        if args.setting:
+            raise ConfigError("breakdown: --setting goes with --methods (a table's rows name theirs)")
+        rows = table_rows(check_table(args.table), args.dataset)
+    result = breakdown(Path(args.results), args.by, rows, dataset=args.dataset, split=args.split,
+                       data_root=args.data_root, split_by=args.split_by, opts=interval_options(args))
+    print(render_breakdown(result, args.format), end="")
     return 0
 
 
@@ -381,6 +416,14 @@ def cmd_report(args) -> int:
 
     load_includes(args)
     results = Path(args.results)
+    if args.html is not None:   # the self-contained page instead of the Markdown report
+        from harness.report.html_report import write_html_report
+
+        if args.gallery_n < 1:
+            raise ConfigError(f"--gallery-n {args.gallery_n}: expected an integer ≥ 1")
+        print(write_html_report(results, Path(args.html), gallery_n=args.gallery_n,
+                                gallery_split=args.gallery_split))
+        return 0
     out = write_report(results, Path(args.out), entity_figure=stored_entity_figure(results))
     print(out if out is not None else args.out)
     return 0
@@ -391,6 +434,8 @@ HANDLERS = {
     "data": cmd_data,
     "run": cmd_run,
     "table": cmd_table,
+    "compare": cmd_compare,
+    "breakdown": cmd_breakdown,
     "score": cmd_score,
     "check": cmd_check,
     "figure": cmd_figure,

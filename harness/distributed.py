@@ -67,13 +67,14 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def wrap_ddp(module: torch.nn.Module) -> torch.nn.Module:
-    """DistributedDataParallel around `module` when distributed, else the module itself.
+def wrap_ddp(module: torch.nn.Module, always: bool = False) -> torch.nn.Module:
+    """DistributedDataParallel around `module` when distributed, else the module itself;
+    `always`: also in a process group of one (benchmarks/ddp_step.py: DDP on NCCL with one GPU).
 
     Gradients are averaged over ranks, so with a per-rank batch of B/world the update equals the
     one-process update with batch B for any loss that is a mean over samples.
     """
-    if not is_distributed():
+    if not (is_distributed() or (always and dist.is_available() and dist.is_initialized())):
         return module
     if any(p.requires_grad for p in module.parameters()):
         dev = next(module.parameters()).device

@@ -43,7 +43,7 @@ def combine_attention(attn_slot: torch.Tensor, attn_fuse: torch.Tensor, scheme: 
     if scheme == "avg":
         return attn_slot.mean(dim=1)
     pick = attn_fuse.argmax(dim=1) if scheme == "max" else attn_fuse.argmin(dim=1)  # [B]
-    return attn_slot[torch.arange(attn_slot.shape[0]), pick]
+    return attn_slot[torch.arange(attn_slot.shape[0], device=pick.device), pick]
 
 
 @SEGMENTERS.register_module("sag")

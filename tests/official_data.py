@@ -275,3 +275,55 @@ def phrasecut_truth() -> dict:
         polygons = [p for instance in task["Polygons"] for p in instance]
         out[task["task_id"]] = official_polygons_to_mask(polygons, w, h)
     return out
+
+
+# ------------------------------------------------------------------------------ at COCO's sizes
+
+COCO_SIZE = (480, 640)          # (height, width) of most COCO train2014 images
+_WORDS = (("red", "blue", "white", "black", "green"), ("man", "woman", "dog", "chair", "car", "umbrella"),
+          ("on the left", "on the right", "in front", "in the back", "in the middle"))
+
+
+def coco_like_jpeg(path: Path, size=COCO_SIZE, seed: int = 0) -> None:
+    """A JPEG of COCO's size and near its weight (~135 KB at quality 90; COCO's average is about
+    160 KB): smooth colour regions with sensor-like noise, so decoding costs what a photo's does."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    coarse = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+    pixels = np.asarray(coarse, dtype=np.int16) + rng.integers(-28, 28, (h, w, 3))
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def write_refer_at_scale(data_root: Path, images_per_split: dict, dataset: str = "refcoco",
+                         sentences: int = 2, size=COCO_SIZE, seed: int = 0) -> dict:
+    """The REFER files of `dataset` (unc) at COCO's image size: per split (e.g. {"train": 32,
+    "val": 4}) that many images, each with one polygon annotation referred to by one ref of
+    `sentences` expressions. Returns {split: number of expressions}."""
+    data_root = Path(data_root)
+    folder, image_dir = data_root / dataset, data_root / COCO_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    images, anns, refs, counts = [], [], [], {}
+    image_id = 1
+    for split, n in images_per_split.items():
+        for _ in range(n):
+            coco_like_jpeg(image_dir / coco_file_name(image_id), size, seed=seed * 100_003 + image_id)
+            images.append({"id": image_id, "file_name": coco_file_name(image_id), "height": h, "width": w,
+                           "license": 1, "coco_url": "", "flickr_url": "", "date_captured": ""})
+            x0, y0 = float(rng.uniform(0, w / 2)), float(rng.uniform(0, h / 2))
+            x1, y1 = x0 + float(rng.uniform(40, w / 2)), y0 + float(rng.uniform(40, h / 2))
+            anns.append({"id": image_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                         "segmentation": [[x0, y0, x1, y0 + 5.5, x1 - 3.2, y1, x0 + 2.1, y1 - 4.0]],
+                         "area": (x1 - x0) * (y1 - y0), "bbox": [x0, y0, x1 - x0, y1 - y0]})
+            texts = [" ".join(str(rng.choice(words)) for words in _WORDS) for _ in range(sentences)]
+            sents = [(image_id * 10 + k, f"the {text}") for k, text in enumerate(texts)]
+            refs.append(_ref(image_id, image_id, image_id, sents, split, 1))
+            image_id += 1
+        counts[split] = n * sentences
+    coco = {"info": {"description": "fixture at COCO's image size"}, "licenses": [], "images": images,
+            "annotations": anns, "categories": CATEGORIES}
+    (folder / "instances.json").write_text(json.dumps(coco), encoding="utf-8")
+    (folder / "refs(unc).p").write_bytes(py2_pickle(refs))
+    return counts

@@ -70,20 +70,30 @@ def test_loss_scale_and_clipping_shape_the_update():
     assert torch.allclose(w.grad, torch.full((2,), 0.5 ** 0.5))   # norm 5·√2 clipped to 1
 
 
-def test_amp_changes_nothing_on_the_cpu():
-    runs = []
+def test_bf16_autocast_runs_on_the_cpu_and_fp16_or_unknown_modes_are_refused():
+    seen, runs = [], []
     for amp in (None, "bf16"):
         torch.manual_seed(0)
         layer = torch.nn.Linear(4, 1)
         recipe = Recipe([{"params": list(layer.parameters()), "lr": 0.01}], 0.0, Schedule(3), amp=amp)
         x = torch.randn(8, 4)
         opt = Optimiser(recipe, torch.device("cpu"))
-        assert opt.amp_dtype is None
-        runs.append([opt.step(s, lambda: layer(x).pow(2).mean(), "toy", None)[0] for s in range(3)])
-    assert runs[0] == runs[1]
+        assert opt.amp_dtype is (None if amp is None else torch.bfloat16) and not opt.scaler.is_enabled()
+
+        def loss():
+            out = layer(x)
+            seen.append(out.dtype)                                # what the forward computed in
+            return out.float().pow(2).mean()
+
+        runs.append([opt.step(s, loss, "toy", None)[0] for s in range(3)])
+        assert layer.weight.dtype == torch.float32                # the weights stay fp32
+    assert seen == [torch.float32] * 3 + [torch.bfloat16] * 3
+    assert runs[0] != runs[1] and runs[0] == pytest.approx(runs[1], rel=2e-2)   # bf16 rounding, same descent
+    one = [torch.nn.Parameter(torch.ones(1))]
     with pytest.raises(ConfigError, match="train.amp='fp8'"):
-        Optimiser(Recipe([{"params": [torch.nn.Parameter(torch.ones(1))], "lr": 0.1}], 0.0, Schedule(1),
-                         amp="fp8"))
+        Optimiser(Recipe([{"params": one, "lr": 0.1}], 0.0, Schedule(1), amp="fp8"))
+    with pytest.raises(ConfigError, match=r"train.amp='fp16' needs a CUDA GPU .* use train.amp=bf16"):
+        Optimiser(Recipe([{"params": one, "lr": 0.1}], 0.0, Schedule(1), amp="fp16"), torch.device("cpu"))
 
 
 def test_plan_and_recipe_read_the_config_and_name_a_missing_key():

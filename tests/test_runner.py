@@ -123,12 +123,13 @@ def test_store_layout_and_metrics_equal_hand_computation(refer_root, toy_config,
     assert set(config["timings_s"]) == {"build", "fit", "data", "predict", "crf", "metrics"}
     assert config["config"]["method"]["box"] == list(BOX)
     rows = (folder / "samples.csv").read_text().splitlines()
-    assert rows[0] == ("split,setting,sample_id,ref_id,I,U,IoU,pointing,swap_ref_id,I_swap,U_swap,"
-                       "IoU_swap")
+    assert rows[0] == ("split,setting,sample_id,ref_id,image_id,I,U,IoU,pointing,swap_ref_id,I_swap,"
+                       "U_swap,IoU_swap")
     assert len(rows) - 1 == 3 * (len(truth["val"]) + len(truth["testA"]))
     first = truth["val"][0]
     inter = int((box_prediction(2) & first.gt).sum())
-    assert rows[1].startswith(f"val,tau=0.30,{first.sent_id},{first.ref_id},{inter},")
+    assert rows[1].startswith(f"val,tau=0.30,{first.sent_id},{first.ref_id},")
+    assert rows[1].split(",")[5] == str(inter)          # after the expression's image id
 
 
 def test_tau_sweep_and_crf_from_one_prediction_pass(refer_root, toy_config, tmp_path):

@@ -2,6 +2,11 @@
 # A method's `configs/<method>_refcoco.py` starts with `_base_ = ['_base_/real.py']`.
 # The protocol is the same as on synthref (DESIGN §5); only the batch is smaller because images
 # are ~640×480 and models are ViT-B/ViT-S at 224–384 px.
+#
+# Training precision: `train.amp` is absent (fp32) unless set (harness/run/fit_loop.py):
+#   --set train.amp=bf16   bfloat16 autocast, on the CPU or a GPU with bf16 (Ampere or newer)
+#   --set train.amp=fp16   float16 autocast with a GradScaler, CUDA GPUs only
+# Set, it is part of the config hash (the figures change). Memory and speed of each: docs/gpu.md.
 
 runtime = dict(
     eval_batch_size=16,     # images per predict() call at evaluation

@@ -27,8 +27,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def normalise_pixels(images: torch.Tensor, cfg: dict) -> torch.Tensor:
     """[B, 3, S, S] in [0, 1] -> the model's input statistics."""
-    mean = torch.tensor(cfg.get("mean", IMAGENET_MEAN), dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.get("std", IMAGENET_STD), dtype=images.dtype).view(1, 3, 1, 1)
+    mean = torch.tensor(cfg.get("mean", IMAGENET_MEAN), dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.get("std", IMAGENET_STD), dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images - mean) / std
 
 
@@ -117,7 +117,8 @@ def loss_on_batch(model, tokenizer, pixels, texts, image_ids, k: int, rng: rando
     `phrases` to the same text batch and its loss on (group embeddings, phrase embeddings).
     """
     prompts = [p for t in texts for p in multi_label_prompts(t, k, rng)]
-    token_batches = [tokenizer(list(texts)), tokenizer(prompts)] + ([tokenizer(dense.phrases)] if dense else [])
+    token_batches = [{name: ids.to(pixels.device) for name, ids in tokenizer(batch).items()}   # [T_i, L] each
+                     for batch in [list(texts), prompts] + ([dense.phrases] if dense else [])]
     text_all = encode_texts(model, *token_batches)                        # [B + B*K (+ T), D]
     batch = len(texts)
     text_x, prompt_x = text_all[:batch], text_all[batch:batch + batch * k].view(batch, k, -1)

@@ -3,15 +3,21 @@
 A caller hands it a loss and a `Recipe` (AdamW's parameter groups, each with its base lr, the
 `Schedule`, clipping, AMP); the loop owns what is the same everywhere: the learning rate of each
 step, the NaN/inf check, zero_grad → backward → clip → step, the tqdm bar and the loss curve.
+
 Two ways in:
 
-- `fit_epochs`: epochs of (image, expression) batches from `harness.data.loader.train_batches`
+- `fit_epochs`: epochs of (image, expression) batches from `harness.data.loader.TrainLoader`
   (MaskCLIP, GroupViT, TSEG, SaG). The loss module is DDP-wrapped, the NaN check is agreed across
   ranks, and the state is checkpointed at the end of every epoch (`FitContext.state`,
   harness/run/train_state.py), from which `run --resume` continues a killed fit with the same result
   as an uninterrupted one.
 - `fit_steps`: N steps of `step_loss(step)` (the stand-in pretrainings: their own batches, no
   epochs, no resume, one process).
+
+AMP (`train.amp`, absent by default: fp32): "bf16" runs the loss under `torch.autocast` in
+bfloat16 on the CPU or a CUDA GPU; "fp16" runs it in float16 on a CUDA GPU with a
+`torch.amp.GradScaler` (its state is checkpointed with the fit). Backward, clipping and the
+optimiser step stay outside autocast, on the fp32 weights; prediction is not autocast.
 
 The order of random draws, of zero_grad/backward/step, and the float arithmetic of the lr are
 those of the four loops this one replaced, so every figure stayed byte-identical.
@@ -29,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from harness import distributed
-from harness.data.loader import train_batches
+from harness.data.loader import TrainLoader
 from harness.errors import ConfigError, TrainingDivergedError
 from harness.run.train_state import TrainState, rng_attributes
 
@@ -46,16 +52,19 @@ FLOAT_ORDERS = ("factor", "pi_first", "lr_ramp")
 @dataclass(frozen=True)
 class FitContext:
     """What `fit` is handed besides the user's train config: the training state to checkpoint
-    into and maybe resume from (harness/run/train_state.py; off by default), the device, the bar."""
+    into and maybe resume from (harness/run/train_state.py; off by default), the device, the bar,
+    and how many DataLoader workers decode the images (0: the main process; not in the hash,
+    since the batches are the same)."""
 
     state: TrainState = field(default_factory=lambda: TrainState(None))
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
+    workers: int = 0
 
     @classmethod
     def of(cls, env: "RunEnv", state: Optional[TrainState] = None) -> "FitContext":
-        """The run's device and progress setting, with `state` (None: no checkpoints)."""
-        return cls(state or TrainState(None), env.device, env.progress)
+        """The run's device, progress setting and loader workers, with `state` (None: no checkpoints)."""
+        return cls(state or TrainState(None), env.device, env.progress, env.workers)
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ class Recipe:
     grad_clip: float = 0.0          # max global gradient norm; 0: no clipping
     clip_params: Optional[list] = None   # what the clipped norm spans (None: the groups' params)
     loss_scale: Optional[Callable[[int], float]] = None   # backward on loss × loss_scale(step)
-    amp: Optional[str] = None       # "bf16" | "fp16": autocast on a CUDA device; the CPU runs fp32
+    amp: Optional[str] = None       # None (fp32) | "bf16" (CPU or CUDA) | "fp16" (CUDA, GradScaler)
 
 
 def check_finite(loss: torch.Tensor, what: str, step: int, last_finite, agreed: bool = True) -> None:
@@ -126,6 +135,24 @@ def curve_summary(what: str, losses: list[float], seconds: float) -> str:
             f"over {len(losses)} steps in {seconds:.1f} s")
 
 
+def amp_dtype(amp: Optional[str], device_type: str) -> Optional[torch.dtype]:
+    """The autocast dtype `train.amp` asks for on a device of `device_type` (None: fp32), or
+    ConfigError for a mode that device cannot run."""
+    if amp is None:
+        return None
+    if amp not in AMP_DTYPES:
+        raise ConfigError(f"train.amp={amp!r}; expected one of {', '.join(AMP_DTYPES)} or None")
+    if device_type not in ("cpu", "cuda"):
+        raise ConfigError(f"train.amp={amp!r}: autocast is wired for cpu and cuda, not {device_type}")
+    if amp == "fp16" and device_type == "cpu":
+        raise ConfigError("train.amp='fp16' needs a CUDA GPU (float16 autocast with a GradScaler); "
+                          "on the CPU use train.amp=bf16")
+    if amp == "bf16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.amp='bf16': {torch.cuda.get_device_name()} has no bfloat16; "
+                          "use train.amp=fp16")
+    return AMP_DTYPES[amp]
+
+
 class Optimiser:
     """AdamW under a Recipe, stepped one loss at a time."""
 
@@ -135,10 +162,8 @@ class Optimiser:
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.clip_params = (list(recipe.clip_params) if recipe.clip_params is not None
                             else [p for group in self.optimizer.param_groups for p in group["params"]])
-        on_cuda = device is not None and torch.device(device).type == "cuda"
-        if recipe.amp is not None and recipe.amp not in AMP_DTYPES:
-            raise ConfigError(f"train.amp={recipe.amp!r}; expected one of {', '.join(AMP_DTYPES)} or None")
-        self.amp_dtype = AMP_DTYPES[recipe.amp] if recipe.amp and on_cuda else None
+        self.device_type = torch.device(device).type if device is not None else "cpu"
+        self.amp_dtype = amp_dtype(recipe.amp, self.device_type)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
 
     def step(self, step: int, compute: Callable[[], object], what: str, last_finite,
@@ -147,7 +172,7 @@ class Optimiser:
         it, and take one optimiser step; returns (loss, {term: value})."""
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = self.recipe.schedule.lr(base, step)
-        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
+        autocast = (torch.autocast(self.device_type, dtype=self.amp_dtype) if self.amp_dtype is not None
                     else contextlib.nullcontext())
         with autocast:
             out = compute()
@@ -230,6 +255,8 @@ def fit_epochs(method: str, objective: torch.nn.Module, recipe: Recipe, train, p
     optimiser = Optimiser(recipe, ctx.device)
     torch.manual_seed(seed)  # dropout / drop-path draws then depend on the run seed alone
     modules, rngs = {"objective": objective}, rng_attributes(objective)
+    if optimiser.scaler.is_enabled():   # fp16: a resumed fit continues at the scale it reached
+        modules["grad_scaler"] = optimiser.scaler
     start = ctx.state.maybe_resume(modules, optimiser.optimizer, private_rngs=rngs)
     model = distributed.wrap_ddp(objective)
     log = {"loss_per_epoch": [], "loss": [], **start.log}
@@ -237,13 +264,16 @@ def fit_epochs(method: str, objective: torch.nn.Module, recipe: Recipe, train, p
     bar = tqdm(total=plan.total_steps, initial=step, desc=f"fit {method} seed {seed}",
                disable=not ctx.progress or not distributed.is_main())
     model.train()
-    for epoch in range(start.epoch, plan.epochs):
-        if step >= plan.total_steps:
-            break
-        step = _epoch(model, optimiser, train, plan, input_size, (f"{method} seed {seed}", seed, epoch),
-                      step, log, bar, ctx.device)
-        done = epoch + 1
-        ctx.state.save(done, step, modules, optimiser.optimizer, log=log, private_rngs=rngs)
+    loader = TrainLoader(train, input_size, plan.local_batch, seed, distributed.rank(), distributed.world_size(),
+                         workers=ctx.workers, pin_memory=ctx.device.type == "cuda")
+    with loader:
+        for epoch in range(start.epoch, plan.epochs):
+            if step >= plan.total_steps:
+                break
+            step = _epoch(model, optimiser, loader.epoch(epoch), plan, (f"{method} seed {seed}", seed, epoch),
+                          step, log, bar, ctx.device)
+            done = epoch + 1
+            ctx.state.save(done, step, modules, optimiser.optimizer, log=log, private_rngs=rngs)
     bar.close()
     model.eval()
     losses = log["loss"]
@@ -253,14 +283,13 @@ def fit_epochs(method: str, objective: torch.nn.Module, recipe: Recipe, train, p
                 seconds=round(time.perf_counter() - started, 3))
 
 
-def _epoch(model, optimiser: Optimiser, train, plan: EpochPlan, input_size: int, where, step: int,
-           log: dict, bar, device) -> int:
-    """One epoch (or up to the step cap); appends to `log`; returns the global step."""
-    what, seed, epoch = where
+def _epoch(model, optimiser: Optimiser, batches, plan: EpochPlan, where, step: int, log: dict, bar,
+           device) -> int:
+    """One epoch of `batches` (or up to the step cap); appends to `log`; returns the global step."""
+    what, _, epoch = where
     epoch_losses = []
-    for batch in train_batches(train, input_size, plan.local_batch, seed, epoch=epoch, drop_last=False,
-                               rank=distributed.rank(), world_size=distributed.world_size()):
-        images = batch["images"].to(device)
+    for batch in batches:
+        images = batch["images"].to(device, non_blocking=True)   # pinned: copied while the GPU works
         value, terms = optimiser.step(step, lambda: model(images, batch["texts"], batch["image_ids"]),
                                       what, log["loss"][-1] if log["loss"] else None)
         log["loss"].append(value)

@@ -21,7 +21,8 @@ from harness.config import ResolvedConfig, config_hash, load_run_config
 from harness.data import datasets
 from harness.data.datasets import dataset_key, open_split, splits_of
 from harness.data.identity import data_identity
-from harness.errors import DataError, HarnessError
+from harness.data.loader import check_workers
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.eval.protocol import Setting
 from harness.paths import cache_dir
 from harness import registry
@@ -62,6 +63,11 @@ class RunOptions:
     save_predictions: bool = False         # also write each map as <run>/predictions/…/<id>.png
     command: Optional[list[str]] = None    # the command line, recorded in config.json
     includes: list[str] = field(default_factory=list)   # `--include` method modules (harness/plugins.py)
+    workers: int = 0                       # `--workers`: DataLoader processes decoding images (not hashed:
+                                           # the batches and figures are those of 0)
+
+    def __post_init__(self):
+        check_workers(self.workers)
 
 
 @dataclass
@@ -169,19 +175,53 @@ def _run_locked(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder: P
         results[split], split_records = evaluate_split(
             segmenter, _open(opts, split, limit=opts.limit), resolved.cfg, taus, crf,
             crf_workers=opts.crf_workers, timings=timings, progress=opts.progress,
-            save_to=folder if opts.save_predictions else None)
+            save_to=folder if opts.save_predictions else None, workers=opts.workers)
         records.extend(split_records)
     if opts.save_predictions and distributed.is_main():  # every rank's PNGs are written by now
         write_manifest(folder, resolved.config_hash, splits, [s.name for s in Setting.grid(taus, crf)])
+    draws = _inference_draws(segmenter, resolved.cfg, results, opts, taus, crf, timings)
     metrics = store.metrics_document(resolved.spec, opts.dataset, seed,
                                      resolved.config_hash, results,
                                      split_by=(resolved.data or {}).get("split_by"))
+    if draws is not None:
+        metrics["inference_draws"] = draws
     _write_run(folder, resolved, seed, opts, segmenter, records, metrics,
                dict(train_log=train_log, timings=timings, started=started))
     distributed.barrier()  # no rank reads the store before rank 0 has written this run
     if distributed.is_main():
         print(timing_line(f"{store_dataset(opts)}/{resolved.spec}/seed{seed}", timings), flush=True)
     return RunOutcome(resolved.spec, opts.dataset, seed, folder, "done", metrics)
+
+
+def _inference_draws(segmenter, cfg: dict, first: dict, opts: RunOptions, taus: list[float],
+                     crf: bool, timings: dict) -> Optional[dict]:
+    """The spread over test-time sampling of this one trained model: `protocol.inference_draws`
+    evaluation passes in all (draw 0 is the run's own, `first`), each re-seeded by the method
+    (`Segmenter.reseed_inference`); None for a method whose predictions sample nothing.
+
+    Returns {split: {setting: {metric: [draw 0, draw 1, …]}}} for metrics.json; tables show the
+    std over draws beside the std over training seeds (harness/report/variance.py)."""
+    n = cfg.get("protocol", {}).get("inference_draws", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"protocol.inference_draws={n!r}: expected an integer ≥ 1 (1: the run's "
+                          "own pass only)")
+    if n == 1 or not segmenter.reseed_inference(1):
+        return None
+    per_draw = [first]
+    for draw in range(1, n):
+        if draw > 1:
+            segmenter.reseed_inference(draw)
+        per_draw.append({split: evaluate_split(
+            segmenter, _open(opts, split, limit=opts.limit), cfg, taus, crf,
+            crf_workers=opts.crf_workers, timings=timings, progress=opts.progress,
+            workers=opts.workers)[0]
+            for split in first})
+    rounded = [{split: {setting: store.rounded_summary(summary) for setting, summary in by.items()}
+                for split, by in draws.items()} for draws in per_draw]
+    return {split: {setting: {metric: [d[split][setting][metric] for d in rounded]
+                              for metric in rounded[0][split][setting] if metric not in store.COUNT_KEYS}
+                    for setting in sorted(by)}
+            for split, by in sorted(rounded[0].items())}
 
 
 def _open(opts: RunOptions, split: str, limit: Optional[int] = None):
@@ -254,7 +294,7 @@ def _build_and_fit(resolved: ResolvedConfig, seed: int, opts: RunOptions, folder
     data_root = train_split.root if train_split is not None else _open(
         opts, (opts.splits or eval_splits_of(opts.dataset, opts.split_by))[0]).root
     env = RunEnv(dataset=opts.dataset, data_root=Path(data_root), cache_dir=cache_dir(),
-                 device=distributed.device(), progress=opts.progress)
+                 device=distributed.device(), progress=opts.progress, workers=opts.workers)
     tick = time.perf_counter()
     segmenter = segmenter_class(resolved.method)(method_cfg, env)  # may run stand-in pretraining
     timings["build"] = time.perf_counter() - tick
