@@ -138,19 +138,21 @@ def read_refs(path: Path) -> list[dict]:
     return refs
 
 
-def read_instances(path: Path) -> tuple[dict, dict]:
-    """(images by id, annotations by id) from a COCO instances.json."""
+def read_instances(path: Path, with_categories: bool = False) -> tuple:
+    """(images by id, annotations by id) from a COCO instances.json, and with `with_categories`
+    its categories by id too (empty when the file has none) — one parse of the file."""
     if not path.is_file():
         raise DataError(path, "instances.json not found (COCO images/annotations/categories expected)")
     try:
         coco = json.loads(path.read_text())
         images = {im["id"]: im for im in coco["images"]}
         annotations = {ann["id"]: ann for ann in coco["annotations"]}
+        categories = {c["id"]: c for c in coco.get("categories", [])} if with_categories else None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(path, f"not valid JSON ({exc})") from exc
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise DataError(path, f"not COCO instances: missing or malformed field {exc}") from exc
-    return images, annotations
+    return (images, annotations, categories) if with_categories else (images, annotations)
 
 
 def _unpickle(path: Path):

@@ -20,8 +20,8 @@ from tabulate import tabulate
 
 from harness.errors import ConfigError, DataError
 from harness.report.image_sums import FIGURES
-from harness.report.intervals import (IntervalOptions, bootstrap_weights, difference, estimate,
-                                      images_of, seed_sums, sign_flip_p, bootstrap_p)
+from harness.report.intervals import (IntervalOptions, bootstrap_p, bootstrap_weights, difference,
+                                      estimates, images_of, seed_sums, sign_flip_ps)
 from harness.report.store_samples import StoreSamples
 
 COMPARED = ("mIoU", "cIoU", "A@0.3", "A@0.5", "A@0.7", "pointing", "gap")
@@ -89,18 +89,21 @@ def compare_methods(results_dir, a: str, b: str, dataset: str = "synthref", spli
     images = images_of(frames)
     W = bootstrap_weights(images, opts)
     sa, sb = seed_sums(fa, images), seed_sums(fb, images)
-    out = []
     scopes = [("over seeds", slice(None))]
     if len(seeds) > 1:
         scopes += [(f"seed {s}", slice(k, k + 1)) for k, s in enumerate(seeds)]
-    for name in figures:
-        for scope, at in scopes:
-            ea = estimate(sa[at], name, W, opts, key=f"{dataset}/{split}/{a}")
-            eb = estimate(sb[at], name, W, opts, key=f"{dataset}/{split}/{b}")
-            d = difference(ea, eb, opts)
-            p = (sign_flip_p(sa[at], sb[at], name, rounds=opts.boot, seed=opts.seed)
-                 if opts.resample == "images" else bootstrap_p(d.replicates))
-            out.append(Comparison(name, scope, ea.point, eb.point, d.point, d.lo, d.hi, p))
+    by_scope = {}
+    for scope, at in scopes:     # replicate and exchanged sums once per scope, for every figure
+        ea = estimates(sa[at], figures, W, opts, key=f"{dataset}/{split}/{a}")
+        eb = estimates(sb[at], figures, W, opts, key=f"{dataset}/{split}/{b}")
+        ds = {name: difference(ea[name], eb[name], opts) for name in figures}
+        ps = (sign_flip_ps(sa[at], sb[at], figures, rounds=opts.boot, seed=opts.seed)
+              if opts.resample == "images" else {n: bootstrap_p(d.replicates) for n, d in ds.items()})
+        by_scope[scope] = (ea, eb, ds, ps)
+    out = [Comparison(name, scope, by_scope[scope][0][name].point, by_scope[scope][1][name].point,
+                      by_scope[scope][2][name].point, by_scope[scope][2][name].lo,
+                      by_scope[scope][2][name].hi, by_scope[scope][3][name])
+           for name in figures for scope, _ in scopes]
     return dict(comparisons=out, n=len(fa[0]), images=len(images), seeds=seeds, a=a, b=b,
                 dataset=dataset, split=split, setting=setting, intervals=opts.describe())
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.report.image_sums import figure, image_sums
+from harness.report.image_sums import FIELDS, figure, figures, image_sums
 
 BOOTSTRAP_SEED = 20231002          # fixed: a table's intervals are the same on every rerun
 RESAMPLE = ("images", "images+seeds")
@@ -116,12 +116,20 @@ def _interval(point: float, replicates: np.ndarray, opts: IntervalOptions) -> Es
     return Estimate(float(point), float(lo), float(hi), replicates)
 
 
+def estimates(sums: np.ndarray, metrics, W: np.ndarray, opts: IntervalOptions,
+              key: str = "") -> dict:
+    """{metric: Estimate} of the seed-means from sums [S, G, F] and draws W [B, G]; the
+    replicate sums are formed once for all the metrics."""
+    whole = figures(sums.sum(axis=1))                                          # {metric: [S]}
+    replicated = figures(np.einsum("bg,sgf->bsf", W, sums))                    # {metric: [B, S]}
+    return {m: _interval(float(np.nanmean(_checked(whole, m))),
+                         _seed_resampled(replicated[m], opts, key), opts) for m in metrics}
+
+
 def estimate(sums: np.ndarray, metric: str, W: np.ndarray, opts: IntervalOptions,
              key: str = "") -> Estimate:
     """The seed-mean of `metric` and its interval, from sums [S, G, F] and draws W [B, G]."""
-    point = float(np.nanmean(figure(sums.sum(axis=1), metric)))                 # [S] -> mean
-    per_seed = figure(np.einsum("bg,sgf->bsf", W, sums), metric)                # [B, S]
-    return _interval(point, _seed_resampled(per_seed, opts, key), opts)
+    return estimates(sums, [metric], W, opts, key)[metric]
 
 
 def difference(a: Estimate, b: Estimate, opts: IntervalOptions) -> Estimate:
@@ -129,18 +137,32 @@ def difference(a: Estimate, b: Estimate, opts: IntervalOptions) -> Estimate:
     return _interval(a.point - b.point, a.replicates - b.replicates, opts)
 
 
-def sign_flip_p(a: np.ndarray, b: np.ndarray, metric: str, rounds: int, seed: int) -> float:
-    """Two-sided p of the seed-mean difference A − B of `metric` under exchanging A and B within
-    images; a, b: sums [S, G, F] of the same expressions (seed k of A paired with seed k of B)."""
-    observed = float(np.nanmean(figure(a.sum(1), metric)) - np.nanmean(figure(b.sum(1), metric)))
+def sign_flip_ps(a: np.ndarray, b: np.ndarray, metrics, rounds: int, seed: int) -> dict:
+    """{metric: two-sided p} of the seed-mean difference A − B under exchanging A and B within
+    images; a, b: sums [S, G, F] of the same expressions (seed k of A paired with seed k of B).
+    The exchanged sums are formed once for all the metrics."""
     rng = np.random.default_rng([seed, rounds])
     flip = rng.integers(0, 2, size=(rounds, a.shape[1])).astype(np.float64)    # [R, G]
     keep = 1.0 - flip
-    a_new = np.einsum("rg,sgf->rsf", keep, a) + np.einsum("rg,sgf->rsf", flip, b)
-    b_new = np.einsum("rg,sgf->rsf", flip, a) + np.einsum("rg,sgf->rsf", keep, b)
-    null = np.nanmean(figure(a_new, metric), 1) - np.nanmean(figure(b_new, metric), 1)  # [R]
-    extreme = np.count_nonzero(np.abs(null) >= abs(observed) - 1e-12)
-    return (1 + extreme) / (1 + rounds)
+    a_new = figures(np.einsum("rg,sgf->rsf", keep, a) + np.einsum("rg,sgf->rsf", flip, b))
+    b_new = figures(np.einsum("rg,sgf->rsf", flip, a) + np.einsum("rg,sgf->rsf", keep, b))
+    fa, fb = figures(a.sum(1)), figures(b.sum(1))
+    out = {}
+    for m in metrics:
+        observed = float(np.nanmean(_checked(fa, m)) - np.nanmean(fb[m]))
+        null = np.nanmean(a_new[m], 1) - np.nanmean(b_new[m], 1)              # [R]
+        out[m] = (1 + np.count_nonzero(np.abs(null) >= abs(observed) - 1e-12)) / (1 + rounds)
+    return out
+
+
+def sign_flip_p(a: np.ndarray, b: np.ndarray, metric: str, rounds: int, seed: int) -> float:
+    """`sign_flip_ps` for one metric."""
+    return sign_flip_ps(a, b, [metric], rounds, seed)[metric]
+
+
+def _checked(by_metric: dict, metric: str) -> np.ndarray:
+    figure(np.zeros((1, len(FIELDS))), metric)      # an unknown metric: the KeyError naming them
+    return by_metric[metric]
 
 
 def bootstrap_p(replicates: np.ndarray) -> float:

@@ -19,7 +19,6 @@ COCO's on a 640×480 image; synthref's 64×64 images put its targets in medium a
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Optional
@@ -79,8 +78,7 @@ def _refer_annotations(dataset: str, split: str, data_root, split_by) -> dict:
     root = resolve_data_root(dataset, data_root)
     split_by = dataset_info(dataset).resolve_split_by(split_by, dataset)
     refs_file, instances_file = refer_files(Path(root), dataset, split_by)
-    images, annotations = read_instances(instances_file)
-    categories = {c["id"]: c for c in json.loads(instances_file.read_text()).get("categories", [])}
+    _, annotations, categories = read_instances(instances_file, with_categories=True)
     per_image: dict = {}
     for ann in annotations.values():
         per_image[ann["image_id"]] = per_image.get(ann["image_id"], 0) + 1
