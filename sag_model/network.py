@@ -34,6 +34,13 @@ def _positive_int(cfg: dict, key: str, default: int, section: str = "method") ->
     return value
 
 
+def _nonnegative_float(cfg: dict, key: str, default: float, section: str = "method") -> float:
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f"{section}.{key}={value!r}: expected a number >= 0")
+    return float(value)
+
+
 class SaGNet(nn.Module):
     def __init__(self, vit: nn.Module, bert: nn.Module, cfg: dict):
         super().__init__()
@@ -56,7 +63,8 @@ class SaGNet(nn.Module):
             var_scaling=float(slots.get("var_scaling", 1.0)),
             slot_grad=_choice(cfg, "slot_grad", SLOT_GRADS, "all"))
         self.fusion = ModalityFusion(dim, cfg.get("fusion_heads", 4), cfg.get("fusion_dim_head", 256),
-                                     cfg.get("ff_mult", 4), cfg.get("dropout", 0.1))
+                                     cfg.get("ff_mult", 4), cfg.get("dropout", 0.1),
+                                     text_residual=_nonnegative_float(cfg, "fusion_text_residual", 1.0))
         # Without reconstruction (lambda_rec = 0) the decoder would be dead weight: not built.
         self.decoder = (SpatialBroadcastDecoder(dim, vit.embed_dim, cfg.get("decoder_hidden", 512))
                         if self.recon_weight else None)

@@ -202,3 +202,46 @@ def test_slot_gaussians_share_the_base_lr_without_a_scale_and_missing_keys_are_n
     assert id(net.discovery.slots.mu) in last and groups[-1]["lr"] == 1e-3
     with pytest.raises(ConfigError, match="train.bert_lr_scale"):
         param_groups(net, dict(lr=1e-3, vit_lr_scale=0.1))
+
+
+def test_fusion_text_residual_one_is_the_release_and_zero_leaves_only_the_slots(tmp_path):
+    """issue 24's lever: h = a·e_t + CrossAttn(LN e_t, LN Z). a = 1 gives the release's floats
+    bit for bit; a = 0 makes c_{i,t} a function of image i's slots chosen by the text."""
+    images, texts = torch.rand(2, 3, 32, 32), ["red circle", "blue square"]
+    release, scaled = tiny_sag(tmp_path), tiny_sag(tmp_path, fusion_text_residual=1.0)
+    torch.testing.assert_close(release.predict(images, texts), scaled.predict(images, texts), rtol=0, atol=0)
+    fusion = tiny_sag(tmp_path, fusion_text_residual=0.0).net.fusion.eval()
+    text, slots = torch.randn(2, 32), torch.randn(3, 6, 32)
+    c, _ = fusion(text, slots, all_pairs=True)                              # [B_i, B_t, D]
+    reference = release.net.fusion.eval()
+    reference.load_state_dict(fusion.state_dict())
+    c_release, _ = reference(text, slots, all_pairs=True)
+    assert not torch.allclose(c, c_release)
+    # Without the residual, a text's c for image i is the normalised attention update (+ FF) alone.
+    queries = text[None].expand(3, 2, 32)
+    update, _ = fusion.attn(fusion.norm_query(queries), fusion.norm_slots(slots))
+    expected = torch.nn.functional.normalize(update + fusion.ff(fusion.norm_ff(update)), dim=-1)
+    torch.testing.assert_close(c, expected)
+
+
+@pytest.mark.parametrize("value", [-0.5, "none", True])
+def test_bad_fusion_text_residual_names_the_key(tmp_path, value):
+    with pytest.raises(ConfigError, match="method.fusion_text_residual"):
+        tiny_sag(tmp_path, fusion_text_residual=value)
+
+
+@pytest.mark.parametrize("dataset", ["synthref", "refcoco"])
+def test_sag_at_release_pins_the_release_recipe(dataset):
+    """`sag@release` is the release's settings (shared/specs/sag.md), whatever the default becomes;
+    while the default is the release it shares the default's fit (no second training)."""
+    from harness.config import load_run_config
+    from harness.run.runner import fit_hash
+
+    release = load_run_config("sag@release", dataset, "full")
+    method, train = release.cfg["method"], release.cfg["train"]
+    assert (method["slot_grad"], method["eval_slots"], method["inference"], method["T"]) == ("all", "sample", "ours", 6)
+    assert method.get("fusion_text_residual", 1.0) == 1.0 and "slot_lr_scale" not in train
+    assert train["grad_clip"] == 0.1 and train["warmup_steps"] == (50 if dataset == "synthref" else 5000)
+    default = load_run_config("sag", dataset, "full")
+    if default.cfg["method"] == {**method} and default.cfg["train"] == train:
+        assert (fit_hash(release.cfg, "sag", dataset, "full") == fit_hash(default.cfg, "sag", dataset, "full"))
