@@ -2,9 +2,9 @@
 
 One pre-LN transformer layer with a single query: h = e_t + CrossAttn(LN(e_t), LN(Z_i)),
 h = h + FF(LN(h)), c_{i,t} = h / ||h||. `text_residual` scales the e_t of the first residual
-(1.0, the release; issue 24's lever measures 0.0: h = CrossAttn(...), so c_{i,t} is made of image
-i's slots alone and the text only chooses among them). With `all_pairs` every text meets every image of the
-batch (the C3 loss needs the B x B grid); otherwise text b meets image b only (inference).
+(1.0, the release; issue 24's lever measures 0.0: h = CrossAttn(...), so c_{i,t} is made of
+image i's slots alone and the text only chooses among them). With `all_pairs` every text meets
+every image of the batch (the C3 loss needs the B x B grid); otherwise text b meets image b only (inference).
 """
 
 import torch
