@@ -3,6 +3,8 @@
     python benchmarks/bench_kernel_spread.py                       # every choice below, seed 0
     python benchmarks/bench_kernel_spread.py --choices default,aten_avx2 --seeds 0,1,2
     python benchmarks/bench_kernel_spread.py --summarise            # only re-read the stores
+    python benchmarks/bench_kernel_spread.py --choices aten_avx2 --methods sag \
+        --merge-into configs/reference/kernel_spread.json --why "new SaG default"   # re-measure one method
 
 PyTorch on x86 picks its kernels by the CPU it finds: ATen's vectorised kernels by ISA
 (`ATEN_CPU_CAPABILITY`), MKL's GEMM by ISA and vendor (`MKL_ENABLE_INSTRUCTIONS`, and its
@@ -18,6 +20,13 @@ machine) into `OUT/<choice>/seed<k>`, and the metrics land in `OUT/spread.json`:
 The child is started with `SAG_HARNESS_KERNELS=native` so the harness's own pinning
 (harness/numerics.py) does not override the choice under study. `harness check --spread` and
 `configs/reference/tolerances.py` read this file; it prints a table and asserts nothing.
+
+`--merge-into STUDY` re-measures part of a committed study after a change to some methods (run
+only those, `--methods`): their figures here replace theirs under each choice measured here; under
+the study's other choices and other platforms (figures of a CPU this machine is not) their old
+figures are dropped, since they measured the methods as they were. The study's `remeasured` records what was replaced, where,
+when and why (`--why`). Then `python -m harness check --reference configs/reference/ci.json
+--tolerances-from STUDY` re-derives the gate's tolerances (configs/reference/README.md).
 """
 
 from __future__ import annotations
@@ -46,14 +55,14 @@ CHOICES = {
 }
 
 
-def run_choice(name: str, env_extra: dict, seed: int, out: Path) -> float:
+def run_choice(name: str, env_extra: dict, seed: int, out: Path, methods: str = METHODS) -> float:
     store = out / name / f"seed{seed}"
     env = dict(os.environ)
     env.update({"SAG_HARNESS_KERNELS": "native", "SAG_HARNESS_CACHE": str(out / name / "cache")})
     env.update(env_extra)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "harness", "run", "--profile", "ci", "--seeds", str(seed),
-                    "--no-progress", "--out", str(store), "--methods", METHODS],
+                    "--no-progress", "--out", str(store), "--methods", methods],
                    cwd=ROOT, env=env, check=True)
     return time.perf_counter() - start
 
@@ -88,6 +97,38 @@ def summarise(out: Path, platforms=()) -> dict:
     return doc
 
 
+def method_of(key: str) -> str:
+    """`synthref/sag/seed0/val/tau=0.50/mIoU` → `synthref/sag` (a gap key is already a method)."""
+    return "/".join(key.split("/")[:2])
+
+
+def merge_into(study_path: Path, doc: dict, why: str) -> dict:
+    """The committed study with the figures of the methods `doc` measured replaced by doc's."""
+    study = json.loads(study_path.read_text())
+    measured = {choice: {method_of(k) for k in figures} for choice, figures in doc["metrics"].items()}
+    methods = sorted(set().union(*measured.values()))
+    for choice in sorted(set(study["metrics"]) | set(doc["metrics"])):
+        kept = {k: v for k, v in study["metrics"].get(choice, {}).items() if method_of(k) not in methods}
+        study["metrics"][choice] = dict(sorted({**kept, **doc["metrics"].get(choice, {})}.items()))
+    for run in sorted(set(study.get("gaps", {})) | set(doc["gaps"])):
+        kept = {k: v for k, v in study.get("gaps", {}).get(run, {}).items() if k not in methods}
+        study.setdefault("gaps", {})[run] = dict(sorted({**kept, **doc["gaps"].get(run, {})}.items()))
+    for run in doc["run_platforms"]:
+        study.setdefault("run_platforms", {})[run] = doc["run_platforms"][run]
+    for name, entry in study.get("platforms", {}).items():
+        entry["metrics"] = {k: v for k, v in entry["metrics"].items() if method_of(k) not in methods}
+    study.setdefault("choices", {}).update(doc.get("choices", {}))
+    for method in methods:
+        study.setdefault("remeasured", {})[method] = {
+            "choices": sorted(c for c, found in measured.items() if method in found),
+            "dropped_from": sorted(f"platform:{n}" for n in study.get("platforms", {}))
+                            + sorted(f"choice:{c}" for c in study["metrics"] if method not in measured.get(c, ())),
+            "platform": doc["platform"], "why": why,
+            "seconds": doc.get("seconds", {})}   # these runs' own (only the methods measured here)
+    study_path.write_text(json.dumps(study, indent=1, sort_keys=True) + "\n")
+    return study
+
+
 def print_table(doc: dict) -> None:
     choices = sorted(doc["metrics"])
     keys = sorted({k for m in doc["metrics"].values() for k in m if k.endswith("/mIoU")})
@@ -109,6 +150,10 @@ def main() -> None:
     parser.add_argument("--platform", action="append", default=[], metavar="NAME=PATH[:FIELD]",
                         help="add figures measured on another CPU (a JSON file; FIELD: its metrics "
                              "object, default `metrics`) under `platforms`")
+    parser.add_argument("--methods", default=METHODS, help="method specs to run (default: the gate's)")
+    parser.add_argument("--merge-into", type=Path, default=None, metavar="STUDY",
+                        help="replace these methods' figures in a committed study (see above)")
+    parser.add_argument("--why", default="", help="with --merge-into: the reason, recorded in the study")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,12 +162,18 @@ def main() -> None:
             if name not in CHOICES:
                 parser.error(f"--choices: unknown choice {name!r}; expected one of {', '.join(CHOICES)}")
             for seed in (int(s) for s in args.seeds.split(",")):
-                seconds = run_choice(name, CHOICES[name], seed, out)
+                seconds = run_choice(name, CHOICES[name], seed, out, args.methods)
                 doc = summarise(out)
                 doc["choices"][name] = CHOICES[name]
                 doc["seconds"][f"{name}/seed{seed}"] = round(seconds, 1)
                 (out / "spread.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    print_table(summarise(out, args.platform))
+    doc = summarise(out, args.platform)
+    if args.merge_into is not None:
+        if not args.why:
+            parser.error("--merge-into: say why with --why (it is recorded in the study)")
+        doc = merge_into(args.merge_into, doc, args.why)
+        print(f"merged {', '.join(sorted(doc['remeasured']))} into {args.merge_into}")
+    print_table(doc)
 
 
 if __name__ == "__main__":

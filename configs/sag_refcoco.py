@@ -18,6 +18,7 @@ method = dict(
     slots=dict(type="entity", groups=18, samples=2),   # K = 36
     T=6,                                       # weight-tied iterations of aggregation + interaction
     slot_grad="all",                           # the release: backward through all T iterations
+    fusion_text_residual=1.0,                  # the release: h = e_t + CrossAttn (synthref: 0, issue 24)
     interaction=True,
     aggregation="slot",                        # softmax over slots per patch (vs "transformer")
     cross_heads=4, cross_dim_head=256,

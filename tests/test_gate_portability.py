@@ -21,15 +21,28 @@ OBSERVED = calibration.observations(SPREAD)
 def test_every_measured_kernel_choice_and_platform_passes_the_gate(source):
     figures = OBSERVED[source]
     rows = [r for r in compare(figures, REFERENCE, 0.5) if r["status"] != "missing"]
-    assert len(rows) >= 0.9 * len(REFERENCE["metrics"]), f"{source} measured too few of the reference's metrics"
+    # A source measures whole methods (a method re-measured after a change is dropped from the
+    # sources that measured it as it was: benchmarks/bench_kernel_spread.py --merge-into).
+    methods = {calibration.method_and_metric(r["key"])[0] for r in rows}
+    expected = [k for k in REFERENCE["metrics"] if calibration.method_and_metric(k)[0] in methods]
+    assert len(rows) == len(expected), f"{source} measured part of a method's metrics"
+    assert len(methods) >= 1, f"{source} measured none of the reference's methods"
     moved = [r for r in rows if r["status"] != "ok"]
     assert not moved, moved
 
 
+def test_every_gated_method_is_measured_under_several_kernel_choices():
+    methods = {calibration.method_and_metric(k)[0] for k in REFERENCE["metrics"]}
+    for method in sorted(methods):
+        sources = [s for s, figures in OBSERVED.items() if any(k.startswith(method + "/") for k in figures)]
+        assert len([s for s in sources if s.startswith("choice:")]) >= 3, (method, sources)
+
+
 def test_every_measured_gap_clears_its_floor():
-    for run, gaps in SPREAD["gaps"].items():
-        for method, floor in REFERENCE["gap_floors"].items():
-            assert gaps[method] >= floor, (run, method, gaps[method], floor)
+    for method, floor in REFERENCE["gap_floors"].items():
+        seen = {run: gaps[method] for run, gaps in SPREAD["gaps"].items() if method in gaps}
+        assert len(seen) >= 3, (method, sorted(seen))
+        assert all(gap >= floor for gap in seen.values()), (method, floor, seen)
 
 
 def test_the_tolerances_are_the_calibration_of_the_committed_study():

@@ -92,18 +92,18 @@ def compare_methods(results_dir, a: str, b: str, dataset: str = "synthref", spli
     scopes = [("over seeds", slice(None))]
     if len(seeds) > 1:
         scopes += [(f"seed {s}", slice(k, k + 1)) for k, s in enumerate(seeds)]
-    by_scope = {}
+    rows = {}   # (figure, scope) -> Comparison
     for scope, at in scopes:     # replicate and exchanged sums once per scope, for every figure
         ea = estimates(sa[at], figures, W, opts, key=f"{dataset}/{split}/{a}")
         eb = estimates(sb[at], figures, W, opts, key=f"{dataset}/{split}/{b}")
         ds = {name: difference(ea[name], eb[name], opts) for name in figures}
         ps = (sign_flip_ps(sa[at], sb[at], figures, rounds=opts.boot, seed=opts.seed)
               if opts.resample == "images" else {n: bootstrap_p(d.replicates) for n, d in ds.items()})
-        by_scope[scope] = (ea, eb, ds, ps)
-    out = [Comparison(name, scope, by_scope[scope][0][name].point, by_scope[scope][1][name].point,
-                      by_scope[scope][2][name].point, by_scope[scope][2][name].lo,
-                      by_scope[scope][2][name].hi, by_scope[scope][3][name])
-           for name in figures for scope, _ in scopes]
+        for name in figures:
+            d = ds[name]
+            rows[name, scope] = Comparison(name, scope, ea[name].point, eb[name].point,
+                                           d.point, d.lo, d.hi, ps[name])
+    out = [rows[name, scope] for name in figures for scope, _ in scopes]
     return dict(comparisons=out, n=len(fa[0]), images=len(images), seeds=seeds, a=a, b=b,
                 dataset=dataset, split=split, setting=setting, intervals=opts.describe())
 
