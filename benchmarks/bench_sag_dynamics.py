@@ -1,6 +1,7 @@
 """SaG's training dynamics at the common budget: why its figure is decided by float noise (issue 24).
 
     python benchmarks/bench_sag_dynamics.py                                  # seed 0, default vs aten_avx2
+    python benchmarks/bench_sag_dynamics.py --label release --set method.fusion_text_residual=1.0
     python benchmarks/bench_sag_dynamics.py --label grad_last --set method.slot_grad=last
     python benchmarks/bench_sag_dynamics.py --seeds 0,1 --kernels default    # two seeds, one kernel
     python benchmarks/bench_sag_dynamics.py --summarise                      # re-read what is stored
@@ -399,7 +400,8 @@ def main() -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--kernels", default="default,aten_avx2")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides for every run (harness run --set)")
-    parser.add_argument("--label", default="release", help="folder under --out for this configuration")
+    parser.add_argument("--label", default="default", help="folder under --out for this configuration "
+                        "(the release's recipe: --label release --set method.fusion_text_residual=1.0)")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--out", default=str(ROOT / "results" / "sag-dynamics"))
     parser.add_argument("--summarise", action="store_true")

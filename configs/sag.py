@@ -20,7 +20,8 @@ method = dict(
     # Deviation from the release (README, Deviations; issue 24): h = CrossAttn(LN e_t, LN Z_i),
     # without the release's `e_t +`. At this budget that residual keeps c_{i,t} mostly the text,
     # A_fuse uniform and the maps flat, so min-max stretches a ripple and the seed decides the
-    # figure (release 7.78 ± 3.99, gap 0.79; this 9.14 ± 1.07, gap 4.10; docs/sag_dynamics.md).
+    # figure (synthref val, 3 seeds, 2026-12-03 AMD EPYC: release 7.78 ± 3.99, gap 0.79; this
+    # 9.14 ± 1.07, gap 4.10; docs/sag_dynamics.md).
     # `sag@release` keeps the release's 1.0.
     fusion_text_residual=0.0,
     interaction=True,
