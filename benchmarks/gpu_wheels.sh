@@ -38,7 +38,7 @@ case "${1:-}" in
         rm -rf "$work"
         ls -l "$dir" >&2 ;;
     install)
-        dir="${2:?usage: gpu_wheels.sh install DIR TARGET}" target="${3:?usage: gpu_wheels.sh install DIR TARGET}"
+        dir="${2:?usage: gpu_wheels.sh install DIR TARGET}" target="$(realpath -m "${3:?usage: gpu_wheels.sh install DIR TARGET}")"
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$target" "$dir"/*.whl >&2
         python3 -m pip install -q --no-build-isolation --no-deps --no-index --target "$target" \
             "$dir"/pydensecrf2-*.tar.gz >&2

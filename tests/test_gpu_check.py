@@ -41,6 +41,10 @@ def test_the_dry_run_runs_every_stage_and_writes_one_json(tmp_path):
 def test_bad_options_and_a_missing_gpu_are_named(tmp_path):
     done = run_script("--devices", "cpu")
     assert done.returncode == 2 and "unknown option --devices" in done.stderr
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "mmengine-0.10.7-py3-none-any.whl").write_bytes(b"")   # no pydensecrf2 sdist
+    done = run_script("--wheels", str(tmp_path / "wheels"), "--out", str(tmp_path))
+    assert done.returncode == 2 and f"--wheels {tmp_path / 'wheels'}: expected the wheels" in done.stderr
     if not torch.cuda.is_available():
         done = run_script("--no-install", "--out", str(tmp_path))
         assert done.returncode == 2 and "torch sees no CUDA GPU here" in done.stderr
